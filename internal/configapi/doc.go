@@ -1,0 +1,27 @@
+// Package configapi is the Outrigger configuration API role
+// (`outrigger config serve`) and its client (`outrigger config push|get|…`).
+//
+// The server stores every push as an immutable, numbered version in a
+// store.Store (embedded bbolt by default, etcd for several replicas), after
+// checking the body against its declared format (internal/format) and, when
+// one is registered, a JSON Schema. Sidecars long-poll
+// `GET /v1/configs/{name}` with `If-None-Match` and `?wait=`; a single watch
+// hub per process consumes the store's change stream and wakes every waiter
+// of a name by closing one channel, so thousands of idle watchers cost a
+// goroutine and a timer each and no store reads. docs/api.md is the wire
+// contract.
+//
+// Access control is by bearer tokens read from a YAML file (--tokens) with
+// roles read ⊂ write ⊂ admin and per-token config name patterns. Without a
+// tokens file the server has no authentication and refuses to listen on
+// anything but a loopback address. The tokens file is read once at start;
+// it is not reloaded on SIGHUP (restart the server to change tokens).
+//
+// The same listener serves internal/admin's /healthz, /readyz (store
+// reachable, watch hub subscribed, not shutting down), /metrics and
+// /status without authentication: they reveal no config names or content.
+//
+// The package does not render, template or diff configurations and does not
+// push them to applications (that is the sync role). TLS certificates
+// (--cert/--key) are read once at start.
+package configapi

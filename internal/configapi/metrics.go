@@ -1,0 +1,108 @@
+package configapi
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reject reasons (label values of outrigger_config_rejects_total).
+const (
+	reasonInvalid         = "invalid"
+	reasonSchema          = "schema"
+	reasonTooLarge        = "too_large"
+	reasonConflict        = "conflict"
+	reasonUnauthorized    = "unauthorized"
+	reasonForbidden       = "forbidden"
+	reasonBadRequest      = "bad_request"
+	reasonUnsupportedType = "unsupported_type"
+)
+
+type metrics struct {
+	pushes   *prometheus.CounterVec
+	rejects  *prometheus.CounterVec
+	watchers prometheus.Gauge
+	wake     prometheus.Histogram
+	requests *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrigger_config_pushes_total",
+			Help: "Accepted pushes and rollbacks, by result (created = new version, unchanged = identical to the latest).",
+		}, []string{"result"}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrigger_config_rejects_total",
+			Help: "Requests the config API refused, by reason.",
+		}, []string{"reason"}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outrigger_config_watchers",
+			Help: "Long-poll watchers currently waiting.",
+		}),
+		wake: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "outrigger_config_watch_wake_seconds",
+			Help:    "Time from the watch hub learning of a new version to a woken watcher's answer.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrigger_config_requests_total",
+			Help: "Config API requests by method and status code.",
+		}, []string{"method", "code"}),
+	}
+	for _, r := range []string{"created", "unchanged"} {
+		m.pushes.WithLabelValues(r)
+	}
+	for _, r := range []string{reasonInvalid, reasonSchema, reasonTooLarge, reasonConflict, reasonUnauthorized, reasonForbidden, reasonBadRequest, reasonUnsupportedType} {
+		m.rejects.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.pushes, err = register(reg, m.pushes); err != nil {
+		return nil, err
+	}
+	if m.rejects, err = register(reg, m.rejects); err != nil {
+		return nil, err
+	}
+	if m.watchers, err = register(reg, m.watchers); err != nil {
+		return nil, err
+	}
+	if m.wake, err = register(reg, m.wake); err != nil {
+		return nil, err
+	}
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the identical collector already
+// registered (two servers in one process, e.g. replicas in a test, share
+// the series).
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("configapi: registering metrics: %w", err)
+	}
+	return c, nil
+}
+
+// methodLabel bounds the method label's cardinality.
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH":
+		return m
+	}
+	return "other"
+}
+
+func codeLabel(c int) string { return strconv.Itoa(c) }

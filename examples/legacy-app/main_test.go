@@ -199,7 +199,7 @@ func TestEndpoints(t *testing.T) {
 		want     []string
 		wantLen  int // exact body length when > 0
 	}{
-		{name: "root shows greeting and version", path: "/", wantCode: 200, want: []string{"hello from the past\n", "config version 1 sha256 "}},
+		{name: "root shows greeting and version", path: "/", wantCode: 200, want: []string{"hello from the past\n", "config load #1, sha256 "}},
 		{name: "healthz", path: "/healthz", wantCode: 200, want: []string{"ok"}},
 		{name: "config is the raw file", path: "/config", wantCode: 200, want: []string{cfg}},
 		{name: "echo", method: "POST", path: "/echo?x=1", body: "12345", header: map[string]string{"X-Forwarded-For": "192.0.2.1", "Host": "app.example"},

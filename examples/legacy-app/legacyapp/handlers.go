@@ -45,7 +45,7 @@ func (a *app) routes() http.Handler {
 func (a *app) root(w http.ResponseWriter, _ *http.Request) {
 	c := a.cur.Load()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "%s\nconfig version %d sha256 %s loaded %s\n",
+	fmt.Fprintf(w, "%s\nconfig load #%d, sha256 %s, loaded %s\n",
 		c.cfg.Greeting, c.version, c.sha256[:12], c.at.UTC().Format(time.RFC3339))
 }
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one entry point for everything CI checks: formatting, vet, staticcheck,
+# the whole test suite with the race detector (including the end-to-end tests
+# that build the binary and, as root, the pod-in-a-network-namespace test),
+# and a short run of every fuzz target.
+#
+#   scripts/test.sh            # everything
+#   FUZZTIME=0 scripts/test.sh # skip the fuzz step
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+FUZZTIME="${FUZZTIME:-5s}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "gofmt"
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
+if [[ -n "$unformatted" ]]; then
+	echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+STATICCHECK="$(go env GOPATH)/bin/staticcheck"
+if [[ ! -x "$STATICCHECK" ]]; then
+	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+"$STATICCHECK" ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/outrigger-test.log
+
+if [[ "$FUZZTIME" != "0" ]]; then
+	step "fuzz (each target for $FUZZTIME)"
+	for pkg in $(go list ./...); do
+		dir="$(go list -f '{{.Dir}}' "$pkg")"
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+			echo "--- $pkg $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/outrigger-fuzz.log 2>&1 || { cat /tmp/outrigger-fuzz.log; exit 1; }
+		done
+	done
+fi
+
+passed=$(grep -c '^ok ' /tmp/outrigger-test.log || true)
+failed=$(grep -c '^FAIL' /tmp/outrigger-test.log || true)
+echo
+echo "packages: $passed passed, $failed failed"

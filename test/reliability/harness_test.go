@@ -1,0 +1,365 @@
+// Package reliability is Outrigger's "prove it survives" suite: each test
+// drives the compiled outrigger binary as real processes on 127.0.0.1 (the
+// stand-in legacy app, the proxy, sync, the config API) under bounded load
+// from internal/loadgen, injects one fault (certificate rotation, config
+// churn, kill -9, rolling restart, store loss, hostile input) and asserts what
+// a client sees. Every scenario logs one line
+//
+//	scenario=NAME sent=N failed=N p99=D …
+//
+// and, when RELIABILITY_REPORT names a file, appends the same figures to it
+// as one JSON object per line (docs/reliability.md is written from it).
+//
+// It does not measure throughput (bench/ does) and it does not need root:
+// everything listens on 127.0.0.1. Scenarios that need an external tool
+// (h2spec, testssl.sh) skip when it is missing, and fail instead under
+// CI=true. Scenario lengths are configurable by environment variables (see
+// envDuration callers); defaults keep the whole package within a few minutes.
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/loadgen"
+)
+
+// bin is the outrigger binary built once for all tests; appCmd is the argv
+// prefix that runs the stand-in legacy app (the hidden "outrigger
+// legacy-app" subcommand, or examples/legacy-app built separately when the
+// binary lacks it).
+var (
+	bin    string
+	appCmd []string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "outrigger-reliability-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin = filepath.Join(dir, "outrigger")
+	if err := goBuild(bin, "../../cmd/outrigger"); err != nil {
+		fmt.Fprintln(os.Stderr, "building outrigger:", err)
+		return 1
+	}
+	appCmd = []string{bin, "legacy-app"}
+	if out, _ := exec.Command(bin, "legacy-app", "--help").CombinedOutput(); strings.Contains(string(out), "unknown command") {
+		app := filepath.Join(dir, "legacy-app")
+		if err := goBuild(app, "../../examples/legacy-app"); err != nil {
+			fmt.Fprintln(os.Stderr, "building legacy-app:", err)
+			return 1
+		}
+		appCmd = []string{app}
+	}
+	return m.Run()
+}
+
+func goBuild(out, pkg string) error {
+	build := exec.Command("go", "build", "-o", out, pkg)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return build.Run()
+}
+
+// proc is a child process whose output is captured for assertions and
+// printed when the test fails.
+type proc struct {
+	t    testing.TB
+	name string
+	argv []string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+type lockedWriter struct{ p *proc }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.out.Write(b)
+}
+
+// start runs argv ("outrigger" as argv[0] means the built binary, "app" the
+// legacy app) and registers cleanup that kills it.
+func start(t testing.TB, name string, argv []string, env ...string) *proc {
+	t.Helper()
+	switch argv[0] {
+	case "outrigger":
+		argv = append([]string{bin}, argv[1:]...)
+	case "app":
+		argv = append(append([]string{}, appCmd...), argv[1:]...)
+	}
+	p := &proc{t: t, name: name, argv: argv, done: make(chan struct{})}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			out := p.output()
+			if len(out) > 8000 {
+				out = "…" + out[len(out)-8000:]
+			}
+			t.Logf("--- output of %s (%v):\n%s", name, argv, out)
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) signal(s syscall.Signal) {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(s)
+	}
+}
+
+// kill sends SIGKILL to the process group and waits for the exit.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("%s did not exit within %v; output:\n%s", p.name, timeout, p.output())
+	}
+	var ee *exec.ExitError
+	switch {
+	case p.err == nil:
+		return 0
+	case errors.As(p.err, &ee):
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// waitFor polls cond until it is true or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a free 127.0.0.1 port as "127.0.0.1:N".
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// envDuration reads a duration from the environment variable name, else def.
+func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a positive duration like 10s", name, v)
+	}
+	return d
+}
+
+// requireTool returns the path of an external tool, skipping the test when
+// it is absent, or failing under CI=true where .ci/run must have installed it.
+func requireTool(t testing.TB, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+		if home, err := os.UserHomeDir(); err == nil {
+			if p := filepath.Join(home, "go", "bin", n); fileExists(p) {
+				return p
+			}
+		}
+	}
+	msg := fmt.Sprintf("%s not installed (see docs/reliability.md for how .ci/run installs it)", strings.Join(names, " / "))
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// record is one scenario's figures, one JSON line in RELIABILITY_REPORT.
+type record struct {
+	Scenario string           `json:"scenario"`
+	Sent     int64            `json:"sent"`
+	OK       int64            `json:"ok"`
+	Failed   int64            `json:"failed"`
+	P50ms    float64          `json:"p50_ms"`
+	P99ms    float64          `json:"p99_ms"`
+	Maxms    float64          `json:"max_ms"`
+	Status   map[int]int64    `json:"by_status,omitempty"`
+	Errors   map[string]int64 `json:"errors,omitempty"`
+	Note     string           `json:"note,omitempty"`
+	Time     string           `json:"time"`
+}
+
+var reportMu sync.Mutex
+
+// report logs the one-line result of a scenario and appends it to
+// $RELIABILITY_REPORT (JSON lines) when set.
+func report(t testing.TB, scenario string, r loadgen.Result, note string) {
+	t.Helper()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	t.Logf("scenario=%s sent=%d failed=%d p99=%s p50=%s max=%s status=%v errors=%v %s",
+		scenario, r.Sent, r.Failed, r.P99, r.P50, r.Max, r.ByStatus, r.Errors, note)
+	if len(r.ErrorSamples) > 0 {
+		t.Logf("scenario=%s error samples: %q", scenario, r.ErrorSamples)
+	}
+	path := os.Getenv("RELIABILITY_REPORT")
+	if path == "" {
+		return
+	}
+	rec := record{Scenario: scenario, Sent: r.Sent, OK: r.OK, Failed: r.Failed,
+		P50ms: ms(r.P50), P99ms: ms(r.P99), Maxms: ms(r.Max), Status: r.ByStatus, Errors: r.Errors,
+		Note: note, Time: time.Now().UTC().Format(time.RFC3339)}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		t.Errorf("report: %v", err)
+		return
+	}
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Errorf("report to RELIABILITY_REPORT %q: %v", path, err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		t.Errorf("report to RELIABILITY_REPORT %q: %v", path, err)
+	}
+}
+
+// runLoad runs loadgen with a guard against a hung run.
+func runLoad(t testing.TB, ctx context.Context, o loadgen.Options) loadgen.Result {
+	t.Helper()
+	r, err := loadgen.Run(ctx, o)
+	if err != nil {
+		t.Fatalf("loadgen: %v", err)
+	}
+	return r
+}
+
+// goLoad starts runLoad in the background; the returned func waits for it.
+func goLoad(t testing.TB, o loadgen.Options) func() loadgen.Result {
+	t.Helper()
+	ch := make(chan loadgen.Result, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), o.Duration+2*time.Minute)
+	go func() {
+		r, err := loadgen.Run(ctx, o)
+		if err != nil {
+			t.Errorf("loadgen: %v", err)
+		}
+		ch <- r
+	}()
+	return func() loadgen.Result {
+		defer cancel()
+		return <-ch
+	}
+}
+
+// httpGet fetches url and returns status and body (-1 and "" on errors).
+func httpGet(c *http.Client, url string) (int, string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return -1, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// insecureTLS trusts any certificate: the proxy's default is self-signed.
+func insecureTLS() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true}
+}
+
+// httpsClient is a client for probes (not load) trusting tlsConf.
+func httpsClient(tlsConf *tls.Config) *http.Client {
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsConf, DisableKeepAlives: true},
+	}
+}

@@ -1,0 +1,117 @@
+package reliability
+
+import (
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/loadgen"
+)
+
+// TestAppRestartUnderLoad kill -9s the legacy app under load and starts a new
+// process on the same port ~300 ms later. With --upstream-retry-window the
+// proxy retries requests whose upstream connect was refused, so clients see
+// no error at all; with the window at 0 every request that arrives while the
+// port is closed is a 502 (connection refused), which the test counts and
+// reports as the baseline the retry window removes.
+func TestAppRestartUnderLoad(t *testing.T) {
+	cases := []struct {
+		name       string
+		window     string
+		zeroFailed bool
+	}{
+		{"retry window 5s", "5s", true},
+		{"no retry window", "0", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			appAddr := freeAddr(t)
+			a := startApp(t, dir, appAddr, "hello restart")
+			p := startProxy(t, freeAddr(t), "http://"+appAddr, insecureTLS(),
+				"--upstream-retry-window", tc.window)
+			const dur = 4 * time.Second
+			load := goLoad(t, loadgen.Options{URL: p.url + "/", Concurrency: 4, Duration: dur, TLSConfig: insecureTLS()})
+			loadNew := goLoad(t, loadgen.Options{URL: p.url + "/", Concurrency: 1, Duration: dur,
+				TLSConfig: insecureTLS(), NewConnPerRequest: true})
+			time.Sleep(time.Second)
+			a.signal(syscall.SIGKILL)
+			a.wait(10 * time.Second)
+			killed := time.Now()
+			time.Sleep(300 * time.Millisecond)
+			startApp(t, dir, appAddr, "hello restart")
+			down := time.Since(killed)
+			r, rn := load(), loadNew()
+			note := fmt.Sprintf("upstream-retry-window=%s app down %s", tc.window, down.Round(10*time.Millisecond))
+			report(t, "app-restart/window-"+tc.window+"/keep-alive", r, note)
+			report(t, "app-restart/window-"+tc.window+"/new-conn-per-request", rn, note)
+			failed := r.Failed + rn.Failed
+			if tc.zeroFailed && failed != 0 {
+				t.Errorf("%d of %d requests failed across a %v app restart with --upstream-retry-window %s, want 0 (status %v %v, samples %q)",
+					failed, r.Sent+rn.Sent, down, tc.window, r.ByStatus, rn.ByStatus, r.ErrorSamples)
+			}
+			if !tc.zeroFailed {
+				// Expected: connection refused upstream → 502 to the client
+				// for every request in the window the port was closed.
+				t.Logf("without a retry window %d of %d requests failed (%d×502) while the app was down for %v",
+					failed, r.Sent+rn.Sent, r.ByStatus[http.StatusBadGateway]+rn.ByStatus[http.StatusBadGateway], down)
+				if other := failed - r.ByStatus[http.StatusBadGateway] - rn.ByStatus[http.StatusBadGateway]; other != 0 {
+					t.Errorf("%d failures were not 502 (errors %v %v): the proxy must answer, not drop, when the app is down",
+						other, r.Errors, rn.Errors)
+				}
+			}
+		})
+	}
+}
+
+// TestRollingShutdown runs proxy A on a port, starts proxy B on the same port
+// (SO_REUSEPORT, the default), then SIGTERMs A under load with
+// --shutdown-delay 1s. Requests in flight on A (including slow ones) must
+// complete. Failures a client still sees are counted and reported: a
+// connection the kernel had already queued on A's listen socket when A
+// closed it is reset, because SO_REUSEPORT distributes connections between
+// sockets at SYN time and does not migrate a closed socket's queue to B (see
+// docs/reliability.md).
+func TestRollingShutdown(t *testing.T) {
+	dir := t.TempDir()
+	appAddr := freeAddr(t)
+	startApp(t, dir, appAddr, "hello rolling")
+	listen := freeAddr(t)
+	flags := []string{"--shutdown-delay", "1s", "--drain-timeout", "10s"}
+	a := startProxy(t, listen, "http://"+appAddr, insecureTLS(), flags...)
+	b := startProxy(t, listen, "http://"+appAddr, insecureTLS(), flags...)
+	waitFor(t, startTimeout, "proxy B ready", func() bool {
+		code, _ := httpGet(plainClient, "http://"+b.admin+"/readyz")
+		return code == http.StatusOK
+	})
+	const dur = 5 * time.Second
+	url := "https://" + listen
+	load := goLoad(t, loadgen.Options{URL: url + "/", Concurrency: 4, Duration: dur, TLSConfig: insecureTLS()})
+	loadNew := goLoad(t, loadgen.Options{URL: url + "/", Concurrency: 2, Duration: dur,
+		TLSConfig: insecureTLS(), NewConnPerRequest: true})
+	slow := goLoad(t, loadgen.Options{URL: url + "/slow?d=1500ms", Concurrency: 4, Duration: dur, TLSConfig: insecureTLS()})
+	time.Sleep(1500 * time.Millisecond)
+	a.signal(syscall.SIGTERM)
+	if code := a.wait(30 * time.Second); code != 0 {
+		t.Errorf("proxy A exited %d after SIGTERM, want 0", code)
+	}
+	r, rn, rs := load(), loadNew(), slow()
+	report(t, "rolling-shutdown/keep-alive", r, "")
+	report(t, "rolling-shutdown/new-conn-per-request", rn, "")
+	report(t, "rolling-shutdown/slow-1.5s", rs, "")
+	if rs.Failed != 0 {
+		t.Errorf("%d slow (in-flight) requests failed during A's drain, want 0 (samples %q)", rs.Failed, rs.ErrorSamples)
+	}
+	if r.Failed+rn.Failed != 0 {
+		t.Logf("a client saw %d failed requests of %d during the rolling shutdown (errors %v %v, samples %q %q)",
+			r.Failed+rn.Failed, r.Sent+rn.Sent, r.Errors, rn.Errors, r.ErrorSamples, rn.ErrorSamples)
+	}
+	if b.exited() {
+		t.Fatalf("proxy B exited during A's shutdown:\n%s", b.output())
+	}
+	if code, _ := httpGet(httpsClient(insecureTLS()), url+"/"); code != http.StatusOK {
+		t.Errorf("after A exited, GET through the shared port = %d, want 200 from B", code)
+	}
+}

@@ -15,7 +15,7 @@
 // Setting "healthy": false makes /healthz answer 503, which lets tests push a
 // config that breaks the app and watch `outrigger sync` roll it back.
 //
-// Endpoints: / (greeting and config version), /healthz, /config (the raw
+// Endpoints: / (greeting and which config load produced it), /healthz, /config (the raw
 // config), /echo (the request as JSON), /slow?d=2s, /stream?n=5&interval=200ms,
 // /sse?n=5&interval=200ms, /ws (WebSocket echo), /upload (byte count and
 // SHA-256 of the body), /bytes?size=1024 (exactly that many bytes).

@@ -357,13 +357,13 @@ func TestSIGHUPReload(t *testing.T) {
 		wantHealthz int
 	}{
 		{name: "new greeting", config: `{"greeting": "second", "color": "red"}`,
-			wantLog: []string{`"msg":"config loaded"`, `"greeting":"second"`, `"version":2`}, wantRoot: "second\nconfig version 2", wantHealthz: 200},
+			wantLog: []string{`"msg":"config loaded"`, `"greeting":"second"`, `"version":2`}, wantRoot: "second\nconfig load #2,", wantHealthz: 200},
 		{name: "invalid JSON keeps the old config", config: `{"greeting": "broken",`,
-			wantLog: []string{"reload failed, keeping the current config", `"version":2`}, wantRoot: "second\nconfig version 2", wantHealthz: 200},
+			wantLog: []string{"reload failed, keeping the current config", `"version":2`}, wantRoot: "second\nconfig load #2,", wantHealthz: 200},
 		{name: "not an object keeps the old config", config: `["greeting"]`,
 			wantLog: []string{"reload failed", "cannot unmarshal array"}, wantRoot: "second\n", wantHealthz: 200},
 		{name: "unhealthy config", config: `{"greeting": "sick", "healthy": false}`,
-			wantLog: []string{`"greeting":"sick"`, `"version":3`}, wantRoot: "sick\nconfig version 3", wantHealthz: 503},
+			wantLog: []string{`"greeting":"sick"`, `"version":3`}, wantRoot: "sick\nconfig load #3,", wantHealthz: 503},
 		{name: "healthy again", config: `{"greeting": "well", "healthy": true}`,
 			wantLog: []string{`"greeting":"well"`, `"version":4`}, wantRoot: "well\n", wantHealthz: 200},
 	}

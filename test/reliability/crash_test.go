@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -143,22 +144,50 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 		}
 	}()
 
-	completed, killed := 0, 0
+	// Time one undisturbed run, so the kills below land across the whole
+	// of a run (start-up, read, validate, write, fsync, rename) rather than
+	// mostly before the write.
+	syncArgs := []string{"outrigger", "sync", "--once", "--source", "file://" + src, "--dest", dest, "--format", "json", "--admin", ""}
+	t0 := time.Now()
+	if code := start(t, "sync timing run", syncArgs).wait(60 * time.Second); code != 0 {
+		t.Fatalf("sync --once exited %d", code)
+	}
+	full := time.Since(t0)
+	generation := func() string {
+		f, err := os.Open(dest)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		head := make([]byte, 64)
+		n, _ := io.ReadFull(f, head)
+		return string(head[:n])
+	}
+	completed, killed, landed, temps := 0, 0, 0, 0
 	for gen := 1; gen <= kills; gen++ {
 		writeSource(gen)
-		p := start(t, fmt.Sprintf("sync #%d", gen), []string{"outrigger", "sync", "--once",
-			"--source", "file://" + src, "--dest", dest, "--format", "json", "--admin", ""})
-		time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
+		p := start(t, fmt.Sprintf("sync #%d", gen), syncArgs)
+		time.Sleep(full/5 + time.Duration(rand.Int64N(int64(full))))
 		if p.exited() {
 			completed++
 		} else {
 			killed++
 		}
 		p.kill()
+		if strings.Contains(generation(), fmt.Sprintf(`"generation %d"`, gen)) {
+			landed++
+		}
+		entries, _ := os.ReadDir(filepath.Dir(dest))
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".tmp-") {
+				temps++
+			}
+		}
 	}
 	close(stop)
 	<-readerDone
-	t.Logf("scenario=sync-crash runs=%d killed-mid-run=%d completed=%d reads=%d partial-reads=%d", kills, killed, completed, reads.Load(), bad.Load())
+	t.Logf("scenario=sync-crash one-run=%s runs=%d killed-mid-run=%d completed=%d new-version-landed=%d temp-files-left-by-kills=%d reads=%d partial-reads=%d",
+		full.Round(time.Millisecond), kills, killed, completed, landed, temps, reads.Load(), bad.Load())
 	if bad.Load() != 0 {
 		t.Fatalf("%d of %d reads of --dest saw a partial or unreadable file (last: %v)", bad.Load(), reads.Load(), badMsg.Load())
 	}
@@ -166,8 +195,7 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 		t.Fatalf("--dest after %d kills is not valid JSON (%d bytes)", kills, len(b))
 	}
 	// A final clean run converges and leaves no temporary files behind.
-	p := start(t, "sync final", []string{"outrigger", "sync", "--once",
-		"--source", "file://" + src, "--dest", dest, "--format", "json", "--admin", ""})
+	p := start(t, "sync final", syncArgs)
 	if code := p.wait(60 * time.Second); code != 0 {
 		t.Fatalf("final sync --once exited %d:\n%s", code, p.output())
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	"github.com/outrigger-sidecar/outrigger/internal/configapi"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy"
-	"github.com/outrigger-sidecar/outrigger/internal/sync"
+	syncrole "github.com/outrigger-sidecar/outrigger/internal/sync"
 )
 
 const demoUsage = `usage: outrigger demo [flags]
@@ -117,7 +117,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		"--health", appURL + "/healthz", "--health-timeout", "5s", "--rollback",
 		"--sidecar-id", "demo-sidecar",
 	}
-	var once sync.Config
+	var once syncrole.Config
 	onceFS := newFlagSet("sync", e.stderr)
 	once.RegisterFlags(onceFS)
 	// No reload or health flags: there is no app yet (as in a Kubernetes init container).
@@ -158,7 +158,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	}()
 
 	// 4. sync (long-running) and proxy (self-signed), as the two sidecars.
-	var syncCfg sync.Config
+	var syncCfg syncrole.Config
 	syncFS := newFlagSet("sync", e.stderr)
 	syncCfg.RegisterFlags(syncFS)
 	if err := cli.Parse(syncFS, syncArgs, noEnv); err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	"github.com/outrigger-sidecar/outrigger/internal/configapi"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy"
-	"github.com/outrigger-sidecar/outrigger/internal/sync"
+	syncrole "github.com/outrigger-sidecar/outrigger/internal/sync"
 )
 
 const runUsage = `usage: outrigger run --config FILE
@@ -46,7 +46,7 @@ Values may use ${ENV_VAR}. See examples/outrigger.yaml.`
 type runFile struct {
 	common commonFlags
 	proxy  *proxy.Config
-	sync   *sync.Config
+	sync   *syncrole.Config
 	config *configapi.Config
 }
 
@@ -87,7 +87,7 @@ func parseRunFile(path string, data []byte, stderr io.Writer, getenv func(string
 			fs = newFlagSet("proxy", stderr)
 			rf.proxy.RegisterFlags(fs)
 		case "sync":
-			rf.sync = new(sync.Config)
+			rf.sync = new(syncrole.Config)
 			fs = newFlagSet("sync", stderr)
 			rf.sync.RegisterFlags(fs)
 		case "config":

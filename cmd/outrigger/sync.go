@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outrigger-sidecar/outrigger/internal/cli"
-	"github.com/outrigger-sidecar/outrigger/internal/sync"
+	syncrole "github.com/outrigger-sidecar/outrigger/internal/sync"
 )
 
 const syncUsage = `usage: outrigger sync [flags]
@@ -29,7 +29,7 @@ Example:
     --health http://127.0.0.1:8080/healthz --rollback`
 
 func cmdSync(ctx context.Context, e *env, args []string) error {
-	var cfg sync.Config
+	var cfg syncrole.Config
 	var common commonFlags
 	fs := newFlagSet("outrigger sync", e.stderr)
 	cfg.RegisterFlags(fs)
@@ -56,13 +56,13 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 }
 
 // syncRole validates cfg and builds the syncer under the start-up deadline.
-func syncRole(ctx context.Context, cfg *sync.Config, common commonFlags, e *env, reg *prometheus.Registry) (role, error) {
+func syncRole(ctx context.Context, cfg *syncrole.Config, common commonFlags, e *env, reg *prometheus.Registry) (role, error) {
 	if err := cfg.Validate(); err != nil {
 		return role{}, usage(err)
 	}
 	logger := common.logger(e.stderr).With("role", "sync")
-	s, err := startup(ctx, common.StartupTimeout, "sync", func() (*sync.Syncer, error) {
-		return sync.New(*cfg, sync.Deps{Logger: logger, Registry: reg})
+	s, err := startup(ctx, common.StartupTimeout, "sync", func() (*syncrole.Syncer, error) {
+		return syncrole.New(*cfg, syncrole.Deps{Logger: logger, Registry: reg})
 	})
 	if err != nil {
 		return role{}, err

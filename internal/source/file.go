@@ -160,7 +160,7 @@ func readBundleDir(dir string) (map[string][]byte, error) {
 	files := make(map[string][]byte)
 	var total int
 	for _, n := range names {
-		if strings.HasPrefix(n, "..") {
+		if strings.HasPrefix(n, "..") || isTempName(n) {
 			continue
 		}
 		p := filepath.Join(dir, n)
@@ -409,4 +409,18 @@ func (s *fileSource) check(after string) (Config, bool, error) {
 		return Config{}, false, nil
 	}
 	return cfg, true, nil
+}
+
+// isTempName reports names that editors and atomic writers use for files in
+// progress (".app.json.tmp-123", ".app.json.swp", "app.json~", ".#app.json"):
+// they are never part of a bundle, so a half-written file cannot leak into a
+// version. Other dot-files (".htaccess") are kept.
+func isTempName(n string) bool {
+	switch {
+	case strings.HasSuffix(n, "~"), strings.HasPrefix(n, ".#"):
+		return true
+	case strings.HasPrefix(n, "."):
+		return strings.Contains(n, ".tmp") || strings.HasSuffix(n, ".swp") || strings.HasSuffix(n, ".swx")
+	}
+	return false
 }

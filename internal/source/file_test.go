@@ -470,3 +470,14 @@ func TestFileSymlinkToOtherDirectory(t *testing.T) {
 		t.Fatalf("Watch = %q, %v", r.cfg.Data, r.err)
 	}
 }
+
+func TestIsTempName(t *testing.T) {
+	for name, want := range map[string]bool{
+		".app.json.tmp-123": true, ".app.json.swp": true, "app.json~": true, ".#app.json": true,
+		"app.json": false, ".htaccess": false, "..data": false, "tmp.conf": false,
+	} {
+		if got := isTempName(name); got != want {
+			t.Errorf("isTempName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -87,7 +87,7 @@ func TestConfigAPICrashLosesNoAcknowledgedVersion(t *testing.T) {
 // complete JSON. sync writes a temporary file, fsyncs and renames it, so the
 // destination is always either the old or the new version.
 func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
-	kills := 12
+	kills := 16
 	if testing.Short() {
 		kills = 4
 	}
@@ -167,7 +167,7 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 	for gen := 1; gen <= kills; gen++ {
 		writeSource(gen)
 		p := start(t, fmt.Sprintf("sync #%d", gen), syncArgs)
-		time.Sleep(full/5 + time.Duration(rand.Int64N(int64(full))))
+		time.Sleep(full/5 + time.Duration(rand.Int64N(int64(2*full))))
 		if p.exited() {
 			completed++
 		} else {
@@ -190,6 +190,9 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 		full.Round(time.Millisecond), kills, killed, completed, landed, temps, reads.Load(), bad.Load())
 	if bad.Load() != 0 {
 		t.Fatalf("%d of %d reads of --dest saw a partial or unreadable file (last: %v)", bad.Load(), reads.Load(), badMsg.Load())
+	}
+	if killed == 0 {
+		t.Fatal("every run finished before its kill: the scenario tested nothing")
 	}
 	if b, err := os.ReadFile(dest); err == nil && !json.Valid(b) {
 		t.Fatalf("--dest after %d kills is not valid JSON (%d bytes)", kills, len(b))

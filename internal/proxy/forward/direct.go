@@ -1,0 +1,411 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The direct path (Config.DirectHTTP1) forwards simple HTTP/1.1 exchanges in
+// the handler's own goroutine on pooled keep-alive connections: it writes the
+// request and reads the response itself instead of handing both across
+// channels to http.Transport's per-connection goroutines, and it does not
+// clone the request. Anything it does not handle goes through ReverseProxy.
+
+// directMaxBody is the largest request body the direct path sends. The
+// request is written in full before the response is read, so the body must
+// fit the socket buffers even if the app answers without reading it.
+const directMaxBody = 64 << 10
+
+// directEligible reports whether r can take the direct path.
+func (h *Handler) directEligible(r *http.Request) bool {
+	if h.pool == nil || r.Method == http.MethodConnect || r.Trailer != nil {
+		return false
+	}
+	switch {
+	case r.ContentLength == 0:
+	case r.ContentLength > 0 && r.ContentLength <= directMaxBody:
+	default:
+		return false // unknown length or large: needs concurrent write and read
+	}
+	// ReverseProxy drops query parameters that Go cannot parse (semicolons)
+	// so the app and the proxy agree; leave those requests to it.
+	return strings.IndexByte(r.URL.RawQuery, ';') < 0
+}
+
+// serveDirect forwards r on a pooled connection.
+func (h *Handler) serveDirect(rw *respWriter, r *http.Request) {
+	ci := h.inspectClient(r)
+	f := h.forwardedValues(r, ci)
+	ctx := r.Context()
+	for attempt := 0; ; attempt++ {
+		var uc *upConn
+		if attempt == 0 {
+			uc = h.pool.get()
+		}
+		if uc == nil {
+			var err error
+			if uc, err = h.pool.dial(ctx); err != nil {
+				err = h.retryRefusedDial(ctx, err, func() (e error) {
+					uc, e = h.pool.dial(ctx)
+					return e
+				})
+			}
+			if err != nil {
+				h.handleError(rw, r, err)
+				return
+			}
+		}
+		// A client that goes away interrupts whatever the exchange blocks on.
+		stop := context.AfterFunc(ctx, uc.abort)
+		resp, err := h.exchange(rw, r, uc, ci.trusted, &f)
+		if err != nil {
+			stop()
+			uc.close()
+			// A pooled connection the app closed just as we used it: repeat
+			// once on a new connection if the request has no body and is
+			// idempotent (the app cannot have acted on it otherwise).
+			if uc.reused && attempt == 0 && errors.Is(err, errStaleConn) && r.ContentLength == 0 && idempotent(r.Method) {
+				continue
+			}
+			h.handleError(rw, r, unwrapStale(err))
+			return
+		}
+		reusable := h.copyDirectResponse(rw, r, uc, resp)
+		if stop() && reusable && uc.canReuse() {
+			h.pool.put(uc)
+		} else {
+			uc.close()
+		}
+		return
+	}
+}
+
+// errStaleConn marks failures that happened before any response byte
+// arrived on a reused connection.
+var errStaleConn = errors.New("forward: pooled upstream connection closed before responding")
+
+type staleError struct{ err error }
+
+func (e *staleError) Error() string   { return e.err.Error() }
+func (e *staleError) Unwrap() []error { return []error{e.err, errStaleConn} }
+func unwrapStale(err error) error {
+	var se *staleError
+	if errors.As(err, &se) {
+		return se.err
+	}
+	return err
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// exchange writes the request and reads the response headers, forwarding
+// interim 1xx responses. The read deadline enforces UpstreamTimeout.
+func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted bool, f *fwdHeaders) (*http.Response, error) {
+	if err := h.writeRequest(uc.bw, r, trusted, f); err != nil {
+		if isBodyReadError(err) {
+			return nil, err
+		}
+		return nil, &staleError{err}
+	}
+	if d := h.cfg.UpstreamTimeout; d > 0 {
+		_ = uc.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	uc.lim.n = maxResponseHeaderBytes
+	defer func() { uc.lim.n = math.MaxInt64 }()
+	for {
+		resp, err := http.ReadResponse(uc.br, r)
+		if err != nil {
+			nothingRead := uc.lim.n == maxResponseHeaderBytes && uc.br.Buffered() == 0
+			if nothingRead && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+				// Closed before sending a single byte.
+				return nil, &staleError{err}
+			}
+			return nil, err
+		}
+		if resp.StatusCode < 100 {
+			return nil, fmt.Errorf("%w %d", errBadStatus, resp.StatusCode)
+		}
+		if resp.StatusCode >= 200 {
+			if h.cfg.UpstreamTimeout > 0 {
+				_ = uc.nc.SetReadDeadline(time.Time{})
+			}
+			return resp, nil
+		}
+		switch resp.StatusCode {
+		case http.StatusSwitchingProtocols:
+			return nil, errors.New("forward: upstream switched protocols on a request that did not ask to")
+		case http.StatusContinue:
+			// The body was already sent (Expect is not forwarded).
+		default:
+			hdr := rw.Header()
+			for k, vv := range resp.Header {
+				hdr[k] = vv
+			}
+			rw.WriteHeader(resp.StatusCode)
+			clear(hdr)
+		}
+	}
+}
+
+// bodyReadError wraps a failure reading the client's request body (client
+// gone, upload broken off, shorter than announced), which is not the
+// upstream's fault.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "reading request body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+func isBodyReadError(err error) bool {
+	var be *bodyReadError
+	return errors.As(err, &be)
+}
+
+// writeRequest serialises r for the upstream: origin-form target, Host,
+// end-to-end headers, forwarding headers, body with Content-Length.
+func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, trusted bool, f *fwdHeaders) error {
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	if u := r.RequestURI; u != "" && (u[0] == '/' || u == "*") {
+		bw.WriteString(u)
+	} else {
+		bw.WriteString(r.URL.RequestURI())
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if h.cfg.PreserveHost && r.Host != "" {
+		bw.WriteString(r.Host)
+	} else {
+		bw.WriteString(h.targetHost)
+	}
+	bw.WriteString("\r\n")
+
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if h.dropRequestHeader(k, trusted) || (len(conn) > 0 && listedIn(conn, k)) {
+			continue
+		}
+		for _, v := range vv {
+			writeHeaderLine(bw, k, v)
+		}
+	}
+	if hasToken(r.Header["Te"], "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	writeHeaderIf(bw, "X-Forwarded-For", f.xff)
+	writeHeaderIf(bw, "X-Forwarded-Proto", f.proto)
+	writeHeaderIf(bw, "X-Forwarded-Host", f.host)
+	writeHeaderIf(bw, "Forwarded", f.forwarded)
+	writeHeaderIf(bw, "X-Real-Ip", f.realIP)
+	if h.certHeader != "" {
+		writeHeaderIf(bw, h.certHeader, f.cert)
+	}
+	if r.ContentLength > 0 || r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		var num [20]byte
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(num[:0], r.ContentLength, 10))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	if r.ContentLength > 0 {
+		n, err := io.CopyN(bw, r.Body, r.ContentLength)
+		if err != nil && n < r.ContentLength {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			var we *upstreamWriteError
+			if errors.As(err, &we) {
+				return we.err
+			}
+			return &bodyReadError{err}
+		}
+	}
+	return bw.Flush()
+}
+
+// upstreamWriteError tells a failed write to the app apart from a failed
+// read of the client's body inside io.CopyN.
+type upstreamWriteError struct{ err error }
+
+func (e *upstreamWriteError) Error() string { return e.err.Error() }
+func (e *upstreamWriteError) Unwrap() error { return e.err }
+
+// dropRequestHeader reports whether the client's header k must not be
+// forwarded as is: hop-by-hop, framing, forwarding and spoofable headers.
+func (h *Handler) dropRequestHeader(k string, trusted bool) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "Proxy":
+		return true
+	}
+	if k == h.certHeader {
+		return true
+	}
+	return !trusted && isSpoofable(k)
+}
+
+func writeHeaderLine(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+func writeHeaderIf(bw *bufio.Writer, k, v string) {
+	if v != "" {
+		writeHeaderLine(bw, k, v)
+	}
+}
+
+// listedIn reports whether header k is named in the Connection header values.
+func listedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated values contain tok.
+func hasToken(vals []string, tok string) bool { return listedIn(vals, tok) }
+
+// responseHopHeaders are removed from responses, as ReverseProxy does.
+var responseHopHeaders = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// copyDirectResponse sends resp to the client and reports whether the
+// exchange ended cleanly enough to reuse the connection.
+func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn, resp *http.Response) bool {
+	hdr := rw.Header()
+	if conn := resp.Header["Connection"]; len(conn) > 0 {
+		for k := range resp.Header {
+			if listedIn(conn, k) {
+				delete(resp.Header, k)
+			}
+		}
+	}
+	for _, k := range responseHopHeaders {
+		delete(resp.Header, k)
+	}
+	for k, vv := range resp.Header {
+		hdr[k] = vv
+	}
+	var announced []string
+	if len(resp.Trailer) > 0 {
+		announced = make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			announced = append(announced, k)
+		}
+		hdr["Trailer"] = []string{strings.Join(announced, ", ")}
+	}
+	if h.hsts != nil && r.TLS != nil {
+		hdr["Strict-Transport-Security"] = h.hsts[:1:1]
+	}
+	rw.WriteHeader(resp.StatusCode)
+
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
+	buf := h.bufs.Get()
+	defer h.bufs.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := rw.Write(buf[:n]); werr != nil {
+				// The client is gone; the rest of the body is not worth reading.
+				rw.clientGone = true
+				return false
+			}
+			if flush {
+				_ = rw.FlushError()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if r.Context().Err() != nil {
+				rw.clientGone = true
+				return false
+			}
+			uc.close()
+			// The app broke off mid-body. Abort so the client does not take
+			// a truncated body for a complete one (as ReverseProxy does).
+			h.log.Warn("upstream response body cut short", "upstream", h.cfg.Upstream.Raw,
+				"err", rerr.Error(), "method", r.Method, "path", r.URL.Path)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	_ = resp.Body.Close()
+	for k, vv := range resp.Trailer {
+		if slices.Contains(announced, k) {
+			hdr[k] = vv
+		} else {
+			hdr[http.TrailerPrefix+k] = vv // not announced up front
+		}
+	}
+	return !resp.Close
+}
+
+// isEventStream reports whether the response is server-sent events.
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	const sse = "text/event-stream"
+	v := strings.TrimSpace(ct[0])
+	return len(v) >= len(sse) && strings.EqualFold(v[:len(sse)], sse) &&
+		(len(v) == len(sse) || v[len(sse)] == ';' || v[len(sse)] == ' ')
+}
+
+// retryRefusedDial retries dial while the upstream refuses connections,
+// with the same backoff as retryTransport, until RetryWindow or ctx ends.
+func (h *Handler) retryRefusedDial(ctx context.Context, err error, dial func() error) error {
+	if !isRefused(err) || h.cfg.RetryWindow <= 0 {
+		return err
+	}
+	h.CloseIdle()
+	deadline := time.Now().Add(h.cfg.RetryWindow)
+	delay := retryBaseDelay
+	timer := time.NewTimer(0)
+	<-timer.C
+	defer timer.Stop()
+	for {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return err
+		}
+		timer.Reset(min(jitter(delay), remaining))
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-timer.C:
+		}
+		h.m.retries.Inc()
+		if err = dial(); err == nil || !isRefused(err) {
+			return err
+		}
+		delay = min(2*delay, retryMaxDelay)
+	}
+}

@@ -1,0 +1,234 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// connPool keeps idle keep-alive connections to the upstream for the direct
+// path, most recently used first (LIFO keeps a hot working set and lets the
+// app's idle timeout reap the rest).
+type connPool struct {
+	dialer      net.Dialer
+	network     string
+	addr        string
+	max         int
+	idleTimeout time.Duration
+
+	mu      sync.Mutex
+	idle    []*upConn
+	reaping bool // a reap is scheduled
+}
+
+// maxResponseHeaderBytes bounds the app's response header, as
+// http.Transport.MaxResponseHeaderBytes does on the ReverseProxy path.
+const maxResponseHeaderBytes = 1 << 20
+
+var errHeadersTooLarge = errors.New("forward: upstream response headers exceed 1 MiB")
+
+// headerLimit caps the bytes read from the connection while a response
+// header is being parsed; it is lifted for the body.
+type headerLimit struct {
+	r io.Reader
+	n int64
+}
+
+func (l *headerLimit) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+func newConnPool(cfg *Config) *connPool {
+	p := &connPool{
+		dialer:      net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		network:     "tcp",
+		addr:        cfg.Upstream.Addr,
+		max:         cfg.MaxIdleConns,
+		idleTimeout: cfg.IdleConnTimeout,
+	}
+	if cfg.Upstream.Scheme == SchemeUnix {
+		p.network = "unix"
+	}
+	return p
+}
+
+// upConn is one upstream connection with its buffers.
+type upConn struct {
+	nc        net.Conn
+	lim       headerLimit
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	rc        syscall.RawConn // for the liveness peek; nil if unavailable
+	peek      func(fd uintptr) bool
+	peekAlive bool
+	idleSince time.Time
+	reused    bool
+	aborted   atomic.Bool
+}
+
+// upstreamWriter marks write failures so they can be told apart from
+// failures reading the client's body in the same io.Copy.
+type upstreamWriter struct{ nc net.Conn }
+
+func (w upstreamWriter) Write(p []byte) (int, error) {
+	n, err := w.nc.Write(p)
+	if err != nil {
+		err = &upstreamWriteError{err}
+	}
+	return n, err
+}
+
+// dial opens a new connection.
+func (p *connPool) dial(ctx context.Context) (*upConn, error) {
+	nc, err := p.dialer.DialContext(ctx, p.network, p.addr)
+	if err != nil {
+		return nil, err
+	}
+	uc := &upConn{nc: nc, lim: headerLimit{r: nc, n: math.MaxInt64}}
+	// 4 KiB buffers, as http.Transport uses: bodies bypass them (large reads
+	// go straight to the caller's buffer) and idle connections stay cheap.
+	uc.br = bufio.NewReaderSize(&uc.lim, 4<<10)
+	uc.bw = bufio.NewWriterSize(upstreamWriter{nc}, 4<<10)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			uc.rc = rc
+			uc.peek = uc.peekFD // bound once, so each check does not allocate
+		}
+	}
+	return uc, nil
+}
+
+// get returns an idle connection that is still open, or nil.
+func (p *connPool) get() *upConn {
+	now := time.Now()
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if now.Sub(uc.idleSince) < p.idleTimeout && uc.alive() {
+			uc.reused = true
+			return uc
+		}
+		uc.close()
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// put returns a connection after a clean exchange. It also retires the
+// oldest idle connection if it outlived the idle timeout, so a pool under
+// traffic does not keep connections the app is about to close.
+func (p *connPool) put(uc *upConn) {
+	uc.idleSince = time.Now()
+	var old *upConn
+	p.mu.Lock()
+	if len(p.idle) >= p.max {
+		p.mu.Unlock()
+		uc.close()
+		return
+	}
+	if len(p.idle) > 0 && uc.idleSince.Sub(p.idle[0].idleSince) >= p.idleTimeout {
+		old = p.idle[0]
+		copy(p.idle, p.idle[1:])
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+	}
+	p.idle = append(p.idle, uc)
+	if !p.reaping {
+		p.reaping = true
+		time.AfterFunc(p.idleTimeout, p.reap)
+	}
+	p.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+}
+
+// reap closes connections idle longer than the idle timeout, so that a pool
+// without traffic does not hold sockets the app has long closed. It
+// reschedules itself while connections remain.
+func (p *connPool) reap() {
+	now := time.Now()
+	var expired []*upConn
+	p.mu.Lock()
+	keep := p.idle[:0]
+	for _, uc := range p.idle {
+		if now.Sub(uc.idleSince) >= p.idleTimeout {
+			expired = append(expired, uc)
+		} else {
+			keep = append(keep, uc)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.reaping = len(p.idle) > 0
+	if p.reaping {
+		time.AfterFunc(p.idleTimeout, p.reap)
+	}
+	p.mu.Unlock()
+	for _, uc := range expired {
+		uc.close()
+	}
+}
+
+// closeIdle closes every idle connection.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, uc := range idle {
+		uc.close()
+	}
+}
+
+func (c *upConn) close() { _ = c.nc.Close() }
+
+// aLongTimeAgo is a deadline in the past: it wakes blocked reads and writes.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// abort interrupts a blocked exchange when the client goes away.
+func (c *upConn) abort() {
+	c.aborted.Store(true)
+	_ = c.nc.SetDeadline(aLongTimeAgo)
+}
+
+// canReuse reports whether the connection is in a clean state for the next
+// request: not aborted, and no unread bytes from the app.
+func (c *upConn) canReuse() bool {
+	return !c.aborted.Load() && c.br.Buffered() == 0
+}
+
+// alive peeks at the socket without blocking: an idle keep-alive connection
+// must have nothing to read. EOF means the app closed it (restart, idle
+// timeout); unsolicited bytes mean it is out of step. Either way it is not
+// reused. This avoids sending a request, possibly a non-idempotent one, on
+// a connection that is already gone.
+func (c *upConn) alive() bool {
+	if c.rc == nil {
+		return true
+	}
+	c.peekAlive = false
+	if err := c.rc.Read(c.peek); err != nil {
+		return false
+	}
+	return c.peekAlive
+}

@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the role itself; request metrics live in package forward and
+// certificate metrics in package certs.
+type metrics struct {
+	openConns       prometheus.Gauge
+	handshakeErrors prometheus.Counter
+	ppRejected      prometheus.Counter
+	upstreamUp      prometheus.Gauge
+	redirects       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		openConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outrigger_open_connections",
+			Help: "Client connections open on the HTTPS listener (upgraded ones are counted by package forward).",
+		}),
+		handshakeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrigger_tls_handshake_errors_total",
+			Help: "TLS handshakes that failed (protocol or cipher mismatch, bad or missing client certificate, bad PROXY header, timeouts).",
+		}),
+		ppRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrigger_proxy_protocol_rejected_connections_total",
+			Help: "Connections closed at accept because the peer is not in --trusted-proxies (with --proxy-protocol).",
+		}),
+		upstreamUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outrigger_upstream_up",
+			Help: "1 if the last readiness dial to the upstream succeeded, else 0.",
+		}),
+		redirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrigger_http_redirects_total",
+			Help: "Plain-HTTP requests answered with a redirect to HTTPS.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.openConns, err = register(reg, m.openConns); err != nil {
+		return nil, err
+	}
+	if m.handshakeErrors, err = register(reg, m.handshakeErrors); err != nil {
+		return nil, err
+	}
+	if m.ppRejected, err = register(reg, m.ppRejected); err != nil {
+		return nil, err
+	}
+	if m.upstreamUp, err = register(reg, m.upstreamUp); err != nil {
+		return nil, err
+	}
+	if m.redirects, err = register(reg, m.redirects); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c or reuses an identical collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		var zero C
+		return zero, err
+	}
+	return c, nil
+}

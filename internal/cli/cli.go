@@ -182,10 +182,19 @@ func Usage(fs *flag.FlagSet, synopsis string) func() {
 				line += " " + name
 			}
 			fmt.Fprintf(w, "%s\n      %s\n      env %s", line, strings.ReplaceAll(usage, "\n", "\n      "), EnvName(f.Name))
-			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "[]" {
+			if !isZeroDefault(f.DefValue) {
 				fmt.Fprintf(w, ", default %s", f.DefValue)
 			}
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// isZeroDefault reports defaults not worth printing ("default 0s").
+func isZeroDefault(v string) bool {
+	switch v {
+	case "", "0", "0s", "false", "[]", "0B":
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite generated docs (docs/flags.md)")
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -187,5 +190,42 @@ func TestFreePortFallsBack(t *testing.T) {
 	taken := l.Addr().(*net.TCPAddr).Port
 	if got := freePort(taken); got == taken || got == 0 {
 		t.Fatalf("freePort(%d) = %d, want another free port", taken, got)
+	}
+}
+
+// TestFlagsReferenceUpToDate keeps docs/flags.md equal to the commands'
+// --help output. Regenerate with: go test ./cmd/outrigger -run FlagsReference -update
+func TestFlagsReferenceUpToDate(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("# Flags reference\n\nGenerated from `--help` by `go test ./cmd/outrigger -run FlagsReference -update`; do not edit.\n")
+	b.WriteString("Every flag is also read from the environment variable shown (flags win), and in `outrigger run` files\nfrom the key of the same name.\n")
+	for _, args := range [][]string{{"proxy"}, {"sync"}, {"config", "serve"}, {"config", "--help"}, {"run"}, {"demo"}} {
+		full := append(append([]string{}, args...), "--help")
+		if args[len(args)-1] == "--help" {
+			full = args
+		}
+		stdout, stderr, code := runCmd(t, nil, full...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d", full, code)
+		}
+		title := strings.Join(args, " ")
+		title = strings.TrimSuffix(title, " --help")
+		if title == "config" {
+			title = "config (client)"
+		}
+		b.WriteString("\n## outrigger " + title + "\n\n```\n" + strings.TrimSpace(stdout+stderr) + "\n```\n")
+	}
+	const path = "../../docs/flags.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(have) != b.String() {
+		t.Fatalf("docs/flags.md is out of date with the --help texts: run go test ./cmd/outrigger -run FlagsReference -update")
 	}
 }

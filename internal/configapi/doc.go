@@ -21,7 +21,10 @@
 // reachable, watch hub subscribed, not shutting down), /metrics and
 // /status without authentication: they reveal no config names or content.
 //
-// The package does not render, template or diff configurations and does not
-// push them to applications (that is the sync role). TLS certificates
-// (--cert/--key) are read once at start.
+// It also serves a read-only dashboard at /ui/ (embedded static files; the
+// browser fetches the JSON API with the user's token and computes diffs).
+//
+// The package does not render or template configurations and does not push
+// them to applications (that is the sync role). TLS certificates
+// (--cert/--key) are watched and reloaded like the proxy's, and on SIGHUP.
 package configapi

@@ -105,6 +105,10 @@ func newHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) (h 
 	mux.Handle("PUT /v1/schemas/{name}", a.wrap(a.schemaPut))
 	mux.Handle("GET /v1/schemas/{name}", a.wrap(a.schemaGet))
 	admin.Mount(mux, a.adminDeps(deps, checks))
+	if err := mountUI(mux); err != nil { // the read-only dashboard, ui.go
+		stop()
+		return nil, nil, err
+	}
 	mux.Handle("/", a.wrap(func(http.ResponseWriter, *http.Request) *apiError {
 		return errorf(http.StatusNotFound, "", "no such endpoint (see docs/api.md)")
 	}))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -116,7 +115,6 @@ type Config struct {
 
 // RegisterFlags binds every field to fs with its default.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	host, _ := os.Hostname()
 	fs.StringVar(&c.Source, "source", "", "where the config comes from: `URL` http(s)://HOST/v1/configs/NAME, etcd://HOST:PORT/KEY or file:///PATH (required)")
 	fs.StringVar(&c.Dest, "dest", "", "`file` the application reads, replaced atomically (with --bundle: a symlink to a directory) (required)")
 	fs.StringVar(&c.Format, "format", "", "check each version as json, yaml, toml, xml, ini or raw (default: from --dest's extension, else raw)")
@@ -149,7 +147,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCert, "client-cert", "", "PEM client certificate `file` for mTLS to the source (with --client-key)")
 	fs.StringVar(&c.ClientKey, "client-key", "", "PEM client key `file` for mTLS to the source (with --client-cert)")
 	fs.BoolVar(&c.Bundle, "bundle", false, "sync several files as one version: --dest becomes a symlink to a directory swapped atomically")
-	fs.StringVar(&c.SidecarID, "sidecar-id", host, "`name` of this sidecar in status reports to the config API")
+	fs.StringVar(&c.SidecarID, "sidecar-id", "", "`name` of this sidecar in status reports to the config API (default: the host name, which in Kubernetes is the pod name)")
 	fs.DurationVar(&c.Wait, "wait", 0, "long-poll duration per config API request (0 = the source's default, 60s)")
 }
 

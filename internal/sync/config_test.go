@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,8 +41,8 @@ func TestRegisterFlagsContract(t *testing.T) {
 	if c.Resync != time.Minute || c.Mode != "0644" || c.Keep != DefaultKeep || c.CheckTimeout != DefaultCheckTimeout {
 		t.Errorf("defaults: %+v", c)
 	}
-	if host, _ := os.Hostname(); c.SidecarID != host {
-		t.Errorf("sidecar-id default %q, want host name %q", c.SidecarID, host)
+	if c.SidecarID != "" {
+		t.Errorf("sidecar-id default %q, want empty (New fills in the host name at run time, so help text and docs do not depend on the machine)", c.SidecarID)
 	}
 	if err := fs.Parse([]string{"--source", "file:///a", "--dest", "/b", "--signal", "USR1", "--process", "app", "--resync", "30s"}); err != nil {
 		t.Fatal(err)
@@ -208,4 +209,25 @@ func FuzzSplitOwner(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSidecarIDDefaultsToHostName(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.json")
+	if err := os.WriteFile(src, []byte(`{"a":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--source", "file://" + src, "--dest", filepath.Join(dir, "dest.json")}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(c, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, _ := os.Hostname(); s.cfg.SidecarID != host {
+		t.Fatalf("sidecar id %q, want the host name %q", s.cfg.SidecarID, host)
+	}
 }

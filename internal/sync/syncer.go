@@ -136,7 +136,7 @@ func New(cfg Config, deps Deps) (*Syncer, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.cfg.SidecarID == "" { // Config built without RegisterFlags
+	if s.cfg.SidecarID == "" { // --sidecar-id not given: the host name (the pod name in Kubernetes)
 		s.cfg.SidecarID, _ = os.Hostname()
 	}
 	if s.now == nil {

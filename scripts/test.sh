@@ -39,6 +39,15 @@ go test -race -count=1 -timeout 20m $(go list ./... | grep -v /test/reliability)
 step "reliability suite (test/reliability, no -race)"
 go test -count=1 -timeout 20m ./test/reliability/ 2>&1 | tee -a /tmp/outrigger-test.log
 
+step "container image (podman build of deploy/Dockerfile, then inspect)"
+if [[ "${CI:-}" == "true" ]]; then
+	REQUIRE_PODMAN=1 scripts/image.sh
+elif command -v podman >/dev/null; then
+	scripts/image.sh || [[ $? == 3 ]]
+else
+	echo "podman not installed: skipping the image build (CI installs it)"
+fi
+
 if [[ "$FUZZTIME" != "0" ]]; then
 	step "fuzz (each target for $FUZZTIME)"
 	for pkg in $(go list ./...); do

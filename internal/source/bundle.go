@@ -55,7 +55,7 @@ func untarBundle(archive []byte) (map[string][]byte, error) {
 				return nil, fmt.Errorf("tar: directory %q: %w", hdr.Name, err)
 			}
 			continue
-		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA appears in old archives.
+		case tar.TypeReg: // tar.Reader reports old-style TypeRegA entries as TypeReg
 		case tar.TypeSymlink, tar.TypeLink:
 			return nil, fmt.Errorf("tar: %q: links are not allowed in a bundle", hdr.Name)
 		default:

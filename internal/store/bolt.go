@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltFile is the database file name inside the --data directory.
@@ -88,7 +89,7 @@ func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 	}
 	path := filepath.Join(dir, BoltFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: --data %q: %s is locked by another process (waited %v; is another \"outrigger config serve\" using this directory?): %w", dir, path, opts.LockTimeout, err)
 	}
 	if err != nil {

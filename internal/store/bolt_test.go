@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/outrigger-sidecar/outrigger/internal/store"
 	"github.com/outrigger-sidecar/outrigger/internal/store/storetest"
@@ -188,7 +189,7 @@ func TestBoltLockedByAnotherProcess(t *testing.T) {
 		_ = s.Close()
 		t.Fatalf("OpenBolt succeeded while another process holds the lock")
 	}
-	if !errors.Is(err, bolt.ErrTimeout) || !strings.Contains(err.Error(), "--data") || !strings.Contains(err.Error(), "locked by another process") {
+	if !errors.Is(err, bolterrors.ErrTimeout) || !strings.Contains(err.Error(), "--data") || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("error = %q, want a lock timeout naming --data", err)
 	}
 

@@ -92,6 +92,11 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		switch {
 		case probePaths[r.URL.Path] && sw.status < 400:
 			lvl = slog.LevelDebug // probes and scrapes every few seconds
+		case r.Method == http.MethodGet && sw.status < 400 && r.URL.Query().Has("wait"):
+			// Long-poll watches: thousands of sidecars answer every push and
+			// every wait timeout; an Info line each would flood the log and
+			// serialise the fan-out on the log writer.
+			lvl = slog.LevelDebug
 		case sw.status >= 500:
 			lvl = slog.LevelError
 		}

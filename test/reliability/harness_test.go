@@ -39,41 +39,52 @@ import (
 	"github.com/outrigger-sidecar/outrigger/internal/loadgen"
 )
 
-// bin is the outrigger binary built once for all tests; appCmd is the argv
-// prefix that runs the stand-in legacy app (the hidden "outrigger
-// legacy-app" subcommand, or examples/legacy-app built separately when the
-// binary lacks it).
+// bin is the outrigger binary, built on first use and shared by all tests;
+// appCmd is the argv prefix that runs the stand-in legacy app (the hidden
+// "outrigger legacy-app" subcommand, or examples/legacy-app built separately
+// when the binary lacks it). The build is lazy so that the parser unit tests
+// and fuzz targets of this package do not pay for it.
 var (
-	bin    string
-	appCmd []string
+	bin, binDir string
+	appCmd      []string
+	buildOnce   sync.Once
+	buildErr    error
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "outrigger-reliability-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "outrigger")
-	if err := goBuild(bin, "../../cmd/outrigger"); err != nil {
-		fmt.Fprintln(os.Stderr, "building outrigger:", err)
-		return 1
-	}
-	appCmd = []string{bin, "legacy-app"}
-	if out, _ := exec.Command(bin, "legacy-app", "--help").CombinedOutput(); strings.Contains(string(out), "unknown command") {
-		app := filepath.Join(dir, "legacy-app")
-		if err := goBuild(app, "../../examples/legacy-app"); err != nil {
-			fmt.Fprintln(os.Stderr, "building legacy-app:", err)
-			return 1
+// needBinaries builds the binaries once, failing the test if that fails.
+func needBinaries(t testing.TB) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "outrigger-reliability-")
+		if buildErr != nil {
+			return
 		}
-		appCmd = []string{app}
+		bin = filepath.Join(binDir, "outrigger")
+		if buildErr = goBuild(bin, "../../cmd/outrigger"); buildErr != nil {
+			buildErr = fmt.Errorf("building outrigger: %w", buildErr)
+			return
+		}
+		appCmd = []string{bin, "legacy-app"}
+		if out, _ := exec.Command(bin, "legacy-app", "--help").CombinedOutput(); strings.Contains(string(out), "unknown command") {
+			app := filepath.Join(binDir, "legacy-app")
+			if buildErr = goBuild(app, "../../examples/legacy-app"); buildErr != nil {
+				buildErr = fmt.Errorf("building legacy-app: %w", buildErr)
+				return
+			}
+			appCmd = []string{app}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return m.Run()
 }
 
 func goBuild(out, pkg string) error {
@@ -108,6 +119,7 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // legacy app) and registers cleanup that kills it.
 func start(t testing.TB, name string, argv []string, env ...string) *proc {
 	t.Helper()
+	needBinaries(t)
 	switch argv[0] {
 	case "outrigger":
 		argv = append([]string{bin}, argv[1:]...)
@@ -230,12 +242,24 @@ func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
 // it is absent, or failing under CI=true where .ci/run must have installed it.
 func requireTool(t testing.TB, names ...string) string {
 	t.Helper()
+	// go install puts tools in $GOBIN or $GOPATH/bin (default ~/go/bin),
+	// which is often not on PATH.
+	var dirs []string
+	if d := os.Getenv("GOBIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, d := range filepath.SplitList(os.Getenv("GOPATH")) {
+		dirs = append(dirs, filepath.Join(d, "bin"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
 			return p
 		}
-		if home, err := os.UserHomeDir(); err == nil {
-			if p := filepath.Join(home, "go", "bin", n); fileExists(p) {
+		for _, d := range dirs {
+			if p := filepath.Join(d, n); fileExists(p) {
 				return p
 			}
 		}
@@ -287,13 +311,18 @@ func report(t testing.TB, scenario string, r loadgen.Result, note string) {
 	if len(r.ErrorSamples) > 0 {
 		t.Logf("scenario=%s error samples: %q", scenario, r.ErrorSamples)
 	}
+	appendRecord(t, record{Scenario: scenario, Sent: r.Sent, OK: r.OK, Failed: r.Failed,
+		P50ms: ms(r.P50), P99ms: ms(r.P99), Maxms: ms(r.Max), Status: r.ByStatus, Errors: r.Errors,
+		Note: note, Time: time.Now().UTC().Format(time.RFC3339)})
+}
+
+// appendRecord appends rec as one JSON line to $RELIABILITY_REPORT, if set.
+func appendRecord(t testing.TB, rec record) {
+	t.Helper()
 	path := os.Getenv("RELIABILITY_REPORT")
 	if path == "" {
 		return
 	}
-	rec := record{Scenario: scenario, Sent: r.Sent, OK: r.OK, Failed: r.Failed,
-		P50ms: ms(r.P50), P99ms: ms(r.P99), Maxms: ms(r.Max), Status: r.ByStatus, Errors: r.Errors,
-		Note: note, Time: time.Now().UTC().Format(time.RFC3339)}
 	line, err := json.Marshal(rec)
 	if err != nil {
 		t.Errorf("report: %v", err)
@@ -310,6 +339,17 @@ func report(t testing.TB, scenario string, r loadgen.Result, note string) {
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		t.Errorf("report to RELIABILITY_REPORT %q: %v", path, err)
 	}
+}
+
+// reportCounts records a scenario without a load run (crash loops, probes,
+// conformance tools): sent is how many operations were checked, failed how
+// many went wrong.
+func reportCounts(t testing.TB, scenario string, sent, failed int64, note string) {
+	t.Helper()
+	res := loadgen.Result{Sent: sent, OK: sent - failed, Failed: failed}
+	t.Logf("scenario=%s sent=%d failed=%d %s", scenario, sent, failed, note)
+	appendRecord(t, record{Scenario: scenario, Sent: res.Sent, OK: res.OK, Failed: res.Failed, Note: note,
+		Time: time.Now().UTC().Format(time.RFC3339)})
 }
 
 // runLoad runs loadgen with a guard against a hung run.

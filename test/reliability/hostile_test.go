@@ -160,9 +160,12 @@ func TestHostileInputToProxy(t *testing.T) {
 		{name: "oversized chunked body", want: 413, level: body,
 			raw: "POST /big-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2800\r\n" + strings.Repeat("c", 10240) + "\r\n0\r\n\r\n" + smuggled},
 	}
+	var gaps []string
+	notRefused := 0
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+		ok := t.Run(tc.name, func(t *testing.T) {
 			path := strings.Fields(tc.raw)[1]
+			smuggledBefore := len(up.saw("/smuggled"))
 			resps := rawExchange(t, p.listen, tc.raw)
 			if len(resps) == 0 {
 				t.Fatalf("no response, want %d", tc.want)
@@ -173,6 +176,7 @@ func TestHostileInputToProxy(t *testing.T) {
 					t.Fatalf("status %d (not %d) and the upstream did not receive the request as the proxy parsed it: %+v", got, tc.want, up.saw(path))
 				}
 				t.Logf("KNOWN GAP: %s answered %d, not %d: Go's server normalizes it as RFC 9112 allows; no desync with the app (set RELIABILITY_STRICT_SMUGGLING=1 to fail)", tc.name, got, tc.want)
+				gaps = append(gaps, tc.name)
 				return
 			}
 			if got != tc.want {
@@ -186,11 +190,18 @@ func TestHostileInputToProxy(t *testing.T) {
 					t.Errorf("upstream received %+v for a refused request", r)
 				}
 			}
+			// rawExchange returned after the proxy closed (or 3 s of
+			// silence), so anything forwarded has arrived by now.
+			if n := len(up.saw("/smuggled")) - smuggledBefore; n != 0 {
+				t.Errorf("upstream received %d request(s) smuggled behind the refused one", n)
+			}
 		})
+		if !ok {
+			notRefused++
+		}
 	}
-	if rs := up.saw("/smuggled"); len(rs) != 0 && strict {
-		t.Errorf("upstream received %d smuggled request(s)", len(rs))
-	}
+	reportCounts(t, "hostile-requests", int64(len(cases)), int64(notRefused),
+		fmt.Sprintf("probes over raw TLS; known gaps (normalized per RFC 9112, not refused): %q", gaps))
 
 	t.Run("garbage instead of a ClientHello", func(t *testing.T) {
 		for _, junk := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x16\x03\x01\xff\xff" + strings.Repeat("\x00", 64), strings.Repeat("\xff", 4096)} {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,6 +162,12 @@ func metricValue(t testing.TB, url, name string) float64 {
 	if code != http.StatusOK {
 		return 0
 	}
+	return sumMetric(body, name)
+}
+
+// sumMetric sums the samples of metric name (any labels) in a Prometheus
+// text exposition; other metrics, comments and malformed lines are skipped.
+func sumMetric(body, name string) float64 {
 	var sum float64
 	for _, line := range strings.Split(body, "\n") {
 		if !strings.HasPrefix(line, name) {
@@ -181,14 +186,4 @@ func metricValue(t testing.TB, url, name string) float64 {
 		}
 	}
 	return sum
-}
-
-// readPid reads a pid file.
-func readPid(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
 }

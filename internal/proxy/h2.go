@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 x/net/http2.Server is the only HTTP/2 server with ServeConn on an arbitrary net.Conn, which the h2spec guard needs.
+
 package proxy
 
 import (
@@ -21,13 +23,11 @@ func (p *Proxy) configureHTTP2() error {
 		p.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 		return nil
 	}
-	//lint:ignore SA1019 x/net's Server is the only one with ServeConn on an arbitrary net.Conn.
 	h2s := &http2.Server{
 		MaxConcurrentStreams: uint32(p.cfg.MaxConcurrentStreams),
 		MaxReadFrameSize:     h2MaxReadFrameSize,
 		IdleTimeout:          p.cfg.IdleTimeout,
 	}
-	//lint:ignore SA1019 see above.
 	if err := http2.ConfigureServer(p.srv, h2s); err != nil {
 		return fmt.Errorf("proxy: configure HTTP/2: %w", err)
 	}

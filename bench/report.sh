@@ -11,6 +11,13 @@ OUT_SVG=${3:?usage: report.sh RESULTS OUT_MD OUT_SVG}
 svg_rel=$(realpath --relative-to="$(dirname "$OUT_MD")" "$OUT_SVG")
 res_rel=$(realpath --relative-to="$(dirname "$(dirname "$OUT_MD")")" "$RESULTS" 2>/dev/null || echo "$RESULTS")
 
+# A hand-written "## Optimisation log" section at the end of an existing
+# report (what was changed and measured, by whom) survives re-rendering.
+kept=""
+if [[ -f $OUT_MD ]]; then
+	kept=$(sed -n '/^## Optimisation log/,$p' "$OUT_MD")
+fi
+
 {
 	echo "# Benchmarks: Outrigger side by side with nginx, HAProxy and Caddy"
 	echo
@@ -79,4 +86,9 @@ res_rel=$(realpath --relative-to="$(dirname "$(dirname "$OUT_MD")")" "$RESULTS" 
 	echo 'CANDIDATES="nginx outrigger naive" bench/run.sh  # a subset (keep nginx for the ratios); naive = the httputil.ReverseProxy anchor'
 	echo 'PROPAGATION=0 bench/run.sh                # proxies only; bench/propagation.sh runs the rest alone'
 	echo '```'
-} >"$OUT_MD"
+	if [[ -n $kept ]]; then
+		echo
+		printf '%s\n' "$kept"
+	fi
+} >"$OUT_MD.tmp"
+mv "$OUT_MD.tmp" "$OUT_MD"

@@ -133,16 +133,33 @@ func goBuild(t *testing.T, dir, name, pkg string) string {
 	return out
 }
 
-// freePort returns a 127.0.0.1 address that was free a moment ago.
+// freePort returns a 127.0.0.1 address that was free a moment ago and was
+// not handed out before in this test binary: the kernel may give a just
+// closed port out again, and two containers on one port would collide.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no fresh loopback port after 100 tries")
+	return ""
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
 
 // syncBuffer is a goroutine-safe log buffer for a child process.
 type syncBuffer struct {

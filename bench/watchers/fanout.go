@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ type fanoutConfig struct {
 	n          int
 	pushes     int
 	transports int
+	client     string
 	sources    []net.IP
 	serverPID  int
 	label      string
@@ -39,7 +41,8 @@ func parseFanout(args []string, stderr io.Writer) (fanoutConfig, error) {
 	fs.StringVar(&c.name, "name", "bench", "config name to watch and push")
 	fs.IntVar(&c.n, "n", 1000, "number of concurrent long-poll watchers (each its own connection)")
 	fs.IntVar(&c.pushes, "pushes", 20, "versions pushed, one at a time, each after every watcher got the previous one")
-	fs.IntVar(&c.transports, "transports", 16, "HTTP client transports the watchers are spread over")
+	fs.IntVar(&c.transports, "transports", 16, "HTTP client transports the watchers are spread over (--client http)")
+	fs.StringVar(&c.client, "client", "http", "watcher client: http (net/http, as outrigger sync) or raw (a minimal HTTP/1.1 loop that leaves the shared CPUs to the server)")
 	sources := fs.String("sources", "127.0.0.1", "comma-separated loopback source IPs to dial from (more IPs = more ephemeral ports)")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "PID of the config server, to report its RSS with all watchers waiting (0 = skip)")
 	fs.StringVar(&c.label, "label", "", "first cell of the output row, e.g. the store (default: \"fanout\")")
@@ -64,6 +67,10 @@ func parseFanout(args []string, stderr io.Writer) (fanoutConfig, error) {
 		return c, fmt.Errorf("--n %d: must be at least 1", c.n)
 	case c.pushes < 1:
 		return c, fmt.Errorf("--pushes %d: must be at least 1", c.pushes)
+	case c.client != "http" && c.client != "raw":
+		return c, fmt.Errorf("--client %q: want http or raw", c.client)
+	case c.client == "raw" && u.Scheme != "http":
+		return c, fmt.Errorf("--client raw: --server %q: the raw client speaks plain http only", *server)
 	case c.transports < 1:
 		return c, fmt.Errorf("--transports %d: must be at least 1", c.transports)
 	case c.timeout <= 0:
@@ -261,17 +268,22 @@ func fanout(ctx context.Context, c fanoutConfig, stderr io.Writer) (fanoutResult
 	var armed, errs atomic.Int64
 	var wg sync.WaitGroup
 	for w := range c.n {
+		record := func(v int64, at time.Time) {
+			k := v - base - 1
+			if k < 0 || k >= int64(c.pushes) {
+				return
+			}
+			arrivals[k][w] = at.UnixNano() - pushStart[k].Load()
+			got[k].Add(1)
+		}
+		if c.client == "raw" {
+			d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: c.sources[w%len(c.sources)]}}
+			u, _ := url.Parse(ctl.configURL())
+			wg.Go(func() { watchRaw(ctx, d, rawAddr(u), u.Host, u.EscapedPath(), base, record, &armed, &errs) })
+			continue
+		}
 		cl := &http.Client{Transport: ts[w%len(ts)]}
-		wg.Go(func() {
-			watch(ctx, cl, ctl.configURL(), base, func(v int64, at time.Time) {
-				k := v - base - 1
-				if k < 0 || k >= int64(c.pushes) {
-					return
-				}
-				arrivals[k][w] = at.UnixNano() - pushStart[k].Load()
-				got[k].Add(1)
-			}, &armed, &errs)
-		})
+		wg.Go(func() { watch(ctx, cl, ctl.configURL(), base, record, &armed, &errs) })
 	}
 	defer wg.Wait()
 	defer cancel()
@@ -357,18 +369,34 @@ func fanout(ctx context.Context, c fanoutConfig, stderr io.Writer) (fanoutResult
 
 // watch long-polls url from version have on, calling got for each new
 // version, until ctx ends. armed counts watchers with a poll in flight.
+//
+// It is frugal because it shares the CPUs with the server it measures:
+// one request reused for every poll (only If-None-Match changes), the
+// connection kept alive (the body is drained before Close), and the
+// arrival time taken when the first byte of the response arrives
+// (httptrace), not after the client stack has parsed it and handed it
+// over.
 func watch(ctx context.Context, cl *http.Client, url string, have int64, got func(v int64, at time.Time), armed, errs *atomic.Int64) {
+	var firstByte atomic.Int64 // unix ns, set by the transport's read loop
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { firstByte.Store(time.Now().UnixNano()) },
+	})
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, url+"?wait=60s", nil)
+	if err != nil {
+		errs.Add(1)
+		return
+	}
 	for ctx.Err() == nil {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?wait=60s", nil)
-		if err != nil {
-			errs.Add(1)
-			return
-		}
+		// Reusing req is allowed: the previous response's body is closed.
 		req.Header.Set("If-None-Match", `"`+strconv.FormatInt(have, 10)+`"`)
+		firstByte.Store(0)
 		armed.Add(1)
 		resp, err := cl.Do(req)
 		armed.Add(-1)
 		at := time.Now()
+		if ns := firstByte.Load(); ns != 0 {
+			at = time.Unix(0, ns)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				errs.Add(1)
@@ -394,6 +422,14 @@ func watch(ctx context.Context, cl *http.Client, url string, have int64, got fun
 			sleepCtx(ctx, 100*time.Millisecond)
 		}
 	}
+}
+
+// rawAddr is u's host:port, with the scheme's default port.
+func rawAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

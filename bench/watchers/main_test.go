@@ -57,6 +57,7 @@ func TestFanout(t *testing.T) {
 	}{
 		{name: "one watcher", args: []string{"--n", "1", "--pushes", "2"}, n: 1},
 		{name: "many watchers two sources", args: []string{"--n", "200", "--pushes", "3", "--transports", "4", "--sources", "127.0.0.1,127.0.0.2"}, n: 200},
+		{name: "raw client", args: []string{"--n", "200", "--pushes", "3", "--client", "raw", "--sources", "127.0.0.1,127.0.0.2"}, n: 200},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,6 +170,8 @@ func TestFlagErrors(t *testing.T) {
 		{name: "bad url", args: []string{"fanout", "--server", "http://[::1"}, want: "--server"},
 		{name: "zero watchers", args: []string{"fanout", "--n", "0"}, want: "--n 0"},
 		{name: "zero pushes", args: []string{"fanout", "--pushes", "0"}, want: "--pushes 0"},
+		{name: "unknown client", args: []string{"fanout", "--client", "curl"}, want: `--client "curl"`},
+		{name: "raw client over https", args: []string{"fanout", "--client", "raw", "--server", "https://127.0.0.1:7700"}, want: "plain http only"},
 		{name: "zero transports", args: []string{"fanout", "--transports", "0"}, want: "--transports 0"},
 		{name: "remote source", args: []string{"fanout", "--sources", "127.0.0.1,10.0.0.1"}, want: `"10.0.0.1" is not a loopback IP`},
 		{name: "empty sources", args: []string{"fanout", "--sources", ","}, want: "no addresses"},

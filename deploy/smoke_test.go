@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/freeport"
 )
 
 // TestComposeSmoke runs the services of deploy/compose/compose.yaml as real
@@ -133,33 +134,8 @@ func goBuild(t *testing.T, dir, name, pkg string) string {
 	return out
 }
 
-// freePort returns a 127.0.0.1 address that was free a moment ago and was
-// not handed out before in this test binary: the kernel may give a just
-// closed port out again, and two containers on one port would collide.
-func freePort(t *testing.T) string {
-	t.Helper()
-	handedOutMu.Lock()
-	defer handedOutMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !handedOut[addr] {
-			handedOut[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no fresh loopback port after 100 tries")
-	return ""
-}
-
-var (
-	handedOutMu sync.Mutex
-	handedOut   = map[string]bool{}
-)
+// freePort returns a 127.0.0.1 address for a child process to bind.
+func freePort(t *testing.T) string { return freeport.Addr(t) }
 
 // syncBuffer is a goroutine-safe log buffer for a child process.
 type syncBuffer struct {

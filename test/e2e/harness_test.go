@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/freeport"
 )
 
 // bin is the outrigger binary built once for all tests.
@@ -144,16 +146,8 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// freeAddr returns a free 127.0.0.1 port as "127.0.0.1:N".
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr returns a free 127.0.0.1 address for a child process to bind.
+func freeAddr(t testing.TB) string { return freeport.Addr(t) }
 
 // insecureClient trusts any certificate: the proxy's is self-signed.
 func insecureClient(dial func(ctx context.Context, network, addr string) (net.Conn, error), h2 bool) *http.Client {

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,6 +36,7 @@ import (
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/loadgen"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/freeport"
 )
 
 // bin is the outrigger binary, built on first use and shared by all tests;
@@ -214,15 +214,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 // freeAddr returns a free 127.0.0.1 port as "127.0.0.1:N".
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t testing.TB) string { return freeport.Addr(t) }
 
 // envDuration reads a duration from the environment variable name, else def.
 func envDuration(t testing.TB, name string, def time.Duration) time.Duration {

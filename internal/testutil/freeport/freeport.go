@@ -1,20 +1,35 @@
 // Package freeport hands out free 127.0.0.1 TCP addresses to tests that
-// start child processes, which must bind the port themselves. It never
-// hands out the same address twice in one test binary: the kernel may give
-// a just-closed port out again at once, and two processes told to use one
-// port would collide. It does not reserve the port: another program may
-// still take it before the child binds (tests retry or fail clearly then).
+// start child processes, which must bind the port themselves.
+//
+// Ports come from 15000–28999, below Linux's ephemeral range (32768+ by
+// default, checked at run time): a port taken from the ephemeral range and
+// released can be grabbed at once as the source port of some outgoing
+// connection — load tests open thousands — and the child then fails with
+// "address already in use". The range also avoids the benchmark harness's
+// ports (29000+) and Outrigger's defaults. An address is never handed out
+// twice in one test binary. The package does not reserve the port: another
+// program may still take it before the child binds.
 package freeport
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
 
+const (
+	rangeLow  = 15000
+	rangeHigh = 28999
+)
+
 var (
 	mu        sync.Mutex
-	handedOut = map[string]bool{}
+	handedOut = map[int]bool{}
 )
 
 // Addr returns a "127.0.0.1:N" address that was free a moment ago.
@@ -22,18 +37,37 @@ func Addr(t testing.TB) string {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !handedOut[addr] {
-			handedOut[addr] = true
-			return addr
-		}
+	high := rangeHigh
+	if low := ephemeralLow(); low > rangeLow && low-1 < high {
+		high = low - 1
 	}
-	t.Fatal("freeport: no fresh loopback port after 100 tries")
+	for range 1000 {
+		port := rangeLow + rand.IntN(high-rangeLow+1)
+		if handedOut[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		handedOut[port] = true
+		return addr
+	}
+	t.Fatal("freeport: no free loopback port in range after 1000 tries")
 	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (0 if unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var low, high int
+	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &low, &high); err != nil {
+		return 0
+	}
+	return low
 }

@@ -2,6 +2,7 @@ package freeport
 
 import (
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -19,4 +20,15 @@ func TestAddrIsFreshAndBindable(t *testing.T) {
 		t.Fatalf("a fresh address cannot be bound: %v", err)
 	}
 	l.Close()
+}
+
+func TestAddrAvoidsEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	for range 50 {
+		_, p, _ := net.SplitHostPort(Addr(t))
+		port, _ := strconv.Atoi(p)
+		if port < rangeLow || port > rangeHigh || (low > 0 && port >= low) {
+			t.Fatalf("port %d outside %d–%d or inside the ephemeral range from %d", port, rangeLow, rangeHigh, low)
+		}
+	}
 }

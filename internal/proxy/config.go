@@ -29,6 +29,7 @@ type Config struct {
 	ReusePort      bool   // --reuse-port
 	Upstream       string // --upstream
 	UnsafeUpstream bool   // --unsafe-upstream
+	UpstreamDirect bool   // --upstream-direct
 
 	CertFile          string        // --cert
 	KeyFile           string        // --key
@@ -76,6 +77,7 @@ func DefaultConfig() Config {
 		Listen:                ":8443",
 		ReusePort:             true,
 		Upstream:              "http://127.0.0.1:8080",
+		UpstreamDirect:        true,
 		CertCheckInterval:     time.Minute,
 		H2:                    true,
 		HSTSMaxAge:            365 * 24 * time.Hour,
@@ -101,6 +103,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", d.Listen, "HTTPS listen address HOST:PORT (\":8443\" = all interfaces). The socket uses SO_REUSEPORT (see --reuse-port) so a new proxy can bind the same port during a rolling restart")
 	fs.BoolVar(&c.ReusePort, "reuse-port", d.ReusePort, "set SO_REUSEPORT on the listen sockets so an old and a new proxy can share the port while one drains; disable to get \"address in use\" for a second instance")
 	fs.StringVar(&c.Upstream, "upstream", d.Upstream, "the app: http://HOST:PORT, h2c://HOST:PORT or unix:/PATH; must be loopback or a unix socket unless --unsafe-upstream")
+	fs.BoolVar(&c.UpstreamDirect, "upstream-direct", d.UpstreamDirect, "forward simple requests (no body, or a Content-Length body up to 64K; no upgrade) to http:// and unix: upstreams on the request's own goroutine over pooled keep-alive connections, bypassing net/http's Transport (roughly half the CPU per request); false = every request through httputil.ReverseProxy. h2c upstreams always use ReverseProxy")
 	fs.BoolVar(&c.UnsafeUpstream, "unsafe-upstream", false, "allow a non-loopback --upstream: plaintext HTTP then leaves the pod (logged as a warning)")
 
 	fs.StringVar(&c.CertFile, "cert", "", "PEM certificate chain, leaf first; reloaded on change, on SIGHUP and every --cert-check-interval (empty with --key empty: self-signed in memory, development only)")

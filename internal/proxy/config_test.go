@@ -151,6 +151,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--listen", "127.0.0.1:9443", "--hostname", "a.example,b.example", "--hostname", "10.0.0.1",
 		"--max-body", "10M", "--max-header-bytes", "32K", "--trusted-proxies", "10.0.0.0/8, 192.168.1.1",
 		"--trusted-proxies", "::1", "--h2=false", "--drain-timeout", "45s", "--client-auth", "optional",
+		"--upstream-direct=false",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +167,7 @@ func TestRegisterFlags(t *testing.T) {
 	want.H2 = false
 	want.DrainTimeout = 45 * time.Second
 	want.ClientAuth = "optional"
+	want.UpstreamDirect = false
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("parsed:\n%+v\nwant\n%+v", c, want)
 	}

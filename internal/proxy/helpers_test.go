@@ -43,7 +43,7 @@ type upstream struct {
 	once        sync.Once
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{release: make(chan struct{}), slowStarted: make(chan struct{}, 16)}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +76,7 @@ func (u *upstream) url() string { return u.srv.URL }
 
 // env is one proxy under test with its CA, files and registry.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ca       *certstest.CA
 	dir      string
 	leaf     *certstest.Leaf
@@ -102,7 +102,7 @@ func baseConfig(up *upstream, certFile, keyFile string) Config {
 }
 
 // newEnv starts a proxy; mutate adjusts the config before New.
-func newEnv(t *testing.T, mutate func(*Config)) *env {
+func newEnv(t testing.TB, mutate func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, ca: certstest.NewCA(t, "test CA"), dir: t.TempDir(), up: newUpstream(t), reg: prometheus.NewRegistry()}
 	e.leaf = e.ca.Issue(t, certstest.LeafOpts{})
@@ -161,7 +161,7 @@ func (e *env) client(tc *tls.Config, h2 bool) *http.Client {
 }
 
 // get fetches path and decodes the upstream's echo.
-func get(t *testing.T, c *http.Client, url string, hdr http.Header) (*http.Response, echo) {
+func get(t testing.TB, c *http.Client, url string, hdr http.Header) (*http.Response, echo) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -197,7 +197,7 @@ func handshake(addr string, tc *tls.Config) (*x509.Certificate, tls.ConnectionSt
 	return st.PeerCertificates[0], st, nil
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second) // deadlock guard only
 	for !cond() {
@@ -209,7 +209,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // metricValue sums the samples of a metric family with matching labels.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -252,14 +252,18 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 
 // testLogger logs into the test output and records lines for assertions;
 // lines written after the test ended are dropped (t.Log would panic).
-func testLogger(t *testing.T) *slog.Logger {
+// Benchmarks discard logs.
+func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
 	w := &logWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type logWriter struct {
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	done bool
 }

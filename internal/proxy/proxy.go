@@ -131,6 +131,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		HSTS:             cfg.hstsValue(),
 		ClientCertHeader: cfg.ClientCertHeader,
 		AccessLog:        cfg.AccessLog,
+		DirectHTTP1:      cfg.UpstreamDirect,
 	}, forward.Deps{Logger: logger, Registry: deps.Registry})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)

@@ -43,14 +43,15 @@ func (h *Handler) directEligible(r *http.Request) bool {
 }
 
 // serveDirect forwards r on a pooled connection.
-func (h *Handler) serveDirect(rw *respWriter, r *http.Request) {
+// now is the time the request was handed to the upstream.
+func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 	ci := h.inspectClient(r)
 	f := h.forwardedValues(r, ci)
 	ctx := r.Context()
 	for attempt := 0; ; attempt++ {
 		var uc *upConn
 		if attempt == 0 {
-			uc = h.pool.get()
+			uc = h.pool.get(now)
 		}
 		if uc == nil {
 			var err error
@@ -64,10 +65,11 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request) {
 				h.handleError(rw, r, err)
 				return
 			}
+			now = time.Now() // dialing (and retrying) takes time
 		}
 		// A client that goes away interrupts whatever the exchange blocks on.
-		stop := context.AfterFunc(ctx, uc.abort)
-		resp, err := h.exchange(rw, r, uc, ci.trusted, &f)
+		stop := context.AfterFunc(ctx, uc.abortFn)
+		resp, err := h.exchange(rw, r, uc, ci.trusted, &f, now)
 		if err != nil {
 			stop()
 			uc.close()
@@ -115,8 +117,10 @@ func idempotent(method string) bool {
 }
 
 // exchange writes the request and reads the response headers, forwarding
-// interim 1xx responses. The read deadline enforces UpstreamTimeout.
-func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted bool, f *fwdHeaders) (*http.Response, error) {
+// interim 1xx responses. The read deadline enforces UpstreamTimeout
+// (see armReadDeadline for its precision); now is a recent time before the
+// request is written.
+func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted bool, f *fwdHeaders, now time.Time) (*http.Response, error) {
 	if err := h.writeRequest(uc.bw, r, trusted, f); err != nil {
 		if isBodyReadError(err) {
 			return nil, err
@@ -124,11 +128,32 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 		return nil, &staleError{err}
 	}
 	if d := h.cfg.UpstreamTimeout; d > 0 {
-		_ = uc.nc.SetReadDeadline(time.Now().Add(d))
+		if r.ContentLength > 0 {
+			now = time.Now() // copying the client's body may have taken a while
+		}
+		uc.armReadDeadline(now, d)
 	}
 	uc.lim.n = maxResponseHeaderBytes
 	defer func() { uc.lim.n = math.MaxInt64 }()
 	for {
+		// Wait for the first bytes, then try the fast parser on what
+		// arrived; errors are left for http.ReadResponse to report.
+		if _, err := uc.br.Peek(1); err == nil {
+			hdr := rw.Header()
+			if status, cl, ok := parseSimpleResponse(uc.br, r.Method, hdr, &uc.body); ok {
+				resp := &uc.resp
+				*resp = http.Response{StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+					ContentLength: cl, Body: http.NoBody, Request: r}
+				// resp.Header stays nil: the headers are already in hdr.
+				if cl > 0 {
+					resp.Body = &uc.body
+				}
+				if !bodyBuffered(resp, uc.br) {
+					uc.clearReadDeadline()
+				}
+				return resp, nil
+			}
+		}
 		resp, err := http.ReadResponse(uc.br, r)
 		if err != nil {
 			nothingRead := uc.lim.n == maxResponseHeaderBytes && uc.br.Buffered() == 0
@@ -142,8 +167,12 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 			return nil, fmt.Errorf("%w %d", errBadStatus, resp.StatusCode)
 		}
 		if resp.StatusCode >= 200 {
-			if h.cfg.UpstreamTimeout > 0 {
-				_ = uc.nc.SetReadDeadline(time.Time{})
+			if !bodyBuffered(resp, uc.br) {
+				// The body may take as long as it takes (downloads,
+				// server-sent events): lift the header deadline. A body that
+				// is already buffered needs no socket read, so the
+				// deadline can stay armed for the connection's next request.
+				uc.clearReadDeadline()
 			}
 			return resp, nil
 		}
@@ -161,6 +190,12 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 			clear(hdr)
 		}
 	}
+}
+
+// bodyBuffered reports whether resp's body is empty or entirely in br, so
+// reading it never touches the socket.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	return resp.Body == http.NoBody || (resp.ContentLength >= 0 && int64(br.Buffered()) >= resp.ContentLength)
 }
 
 // bodyReadError wraps a failure reading the client's request body (client
@@ -181,7 +216,9 @@ func isBodyReadError(err error) bool {
 func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, trusted bool, f *fwdHeaders) error {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	if u := r.RequestURI; u != "" && (u[0] == '/' || u == "*") {
+	if u := r.RequestURI; u != "" && (u[0] == '/' || u == "*") && strings.IndexByte(u, '#') < 0 {
+		// The client's own origin-form target, byte for byte (a fragment,
+		// which ReverseProxy would drop, takes the slow branch).
 		bw.WriteString(u)
 	} else {
 		bw.WriteString(r.URL.RequestURI())
@@ -215,9 +252,8 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, trusted bool, 
 		writeHeaderIf(bw, h.certHeader, f.cert)
 	}
 	if r.ContentLength > 0 || r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
-		var num [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(num[:0], r.ContentLength, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
@@ -296,7 +332,8 @@ var responseHopHeaders = [...]string{
 }
 
 // copyDirectResponse sends resp to the client and reports whether the
-// exchange ended cleanly enough to reuse the connection.
+// exchange ended cleanly enough to reuse the connection. A nil resp.Header
+// means parseSimpleResponse already put the headers into rw.Header().
 func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn, resp *http.Response) bool {
 	hdr := rw.Header()
 	if conn := resp.Header["Connection"]; len(conn) > 0 {
@@ -325,7 +362,7 @@ func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn
 	}
 	rw.WriteHeader(resp.StatusCode)
 
-	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
+	flush := resp.ContentLength == -1 || isEventStream(hdr)
 	buf := h.bufs.Get()
 	defer h.bufs.Put(buf)
 	for {

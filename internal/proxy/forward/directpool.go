@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,8 +76,12 @@ type upConn struct {
 	bw        *bufio.Writer
 	rc        syscall.RawConn // for the liveness peek; nil if unavailable
 	peek      func(fd uintptr) bool
+	abortFn   func() // abort, bound once so each request does not allocate it
 	peekAlive bool
 	idleSince time.Time
+	rdl       time.Time     // read deadline currently set (zero = none)
+	resp      http.Response // reused by the fast response parser
+	body      fixedBody     // resp.Body of a fast-parsed response
 	reused    bool
 	aborted   atomic.Bool
 }
@@ -104,6 +109,7 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	// go straight to the caller's buffer) and idle connections stay cheap.
 	uc.br = bufio.NewReaderSize(&uc.lim, 4<<10)
 	uc.bw = bufio.NewWriterSize(upstreamWriter{nc}, 4<<10)
+	uc.abortFn = uc.abort
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			uc.rc = rc
@@ -113,9 +119,9 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	return uc, nil
 }
 
-// get returns an idle connection that is still open, or nil.
-func (p *connPool) get() *upConn {
-	now := time.Now()
+// get returns an idle connection that is still open, or nil; now is the
+// current time.
+func (p *connPool) get(now time.Time) *upConn {
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		uc := p.idle[n-1]
@@ -201,6 +207,38 @@ func (p *connPool) closeIdle() {
 }
 
 func (c *upConn) close() { _ = c.nc.Close() }
+
+// armReadDeadline ensures a read deadline at least d after now is set.
+// Setting a deadline costs a runtime timer update, so an armed one is kept
+// while it is still at least d away, and a new one gets slack added
+// (deadlineSlack): the timeout then fires between d and d+slack after the
+// request, never early, and a busy connection re-arms a few times per second
+// rather than twice per request.
+func (c *upConn) armReadDeadline(now time.Time, d time.Duration) {
+	want := now.Add(d)
+	if !c.rdl.IsZero() && !c.rdl.Before(want) {
+		return
+	}
+	c.rdl = want.Add(deadlineSlack(d))
+	_ = c.nc.SetReadDeadline(c.rdl)
+}
+
+// clearReadDeadline removes the read deadline, if one is set.
+func (c *upConn) clearReadDeadline() {
+	if !c.rdl.IsZero() {
+		c.rdl = time.Time{}
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// maxDeadlineSlack bounds how late an upstream timeout may fire.
+const maxDeadlineSlack = 250 * time.Millisecond
+
+// deadlineSlack is how much later than d an upstream timeout may fire: 1/16
+// of it, at most maxDeadlineSlack.
+func deadlineSlack(d time.Duration) time.Duration {
+	return min(d/16, maxDeadlineSlack)
+}
 
 // aLongTimeAgo is a deadline in the past: it wakes blocked reads and writes.
 var aLongTimeAgo = time.Unix(1, 0)

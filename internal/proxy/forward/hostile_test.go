@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // rawUpstream accepts connections, reads one request head and writes the
@@ -237,7 +238,7 @@ func FuzzDirectResponse(f *testing.F) {
 		rec := httptest.NewRecorder()
 		rw := &respWriter{w: rec}
 		f := h.forwardedValues(req, h.inspectClient(req))
-		resp, err := h.exchange(rw, req, uc, false, &f)
+		resp, err := h.exchange(rw, req, uc, false, &f, time.Now())
 		if err != nil {
 			return
 		}

@@ -93,7 +93,9 @@ func (h *Handler) serveUpgrade(rw *respWriter, r *http.Request) {
 	h.upMu.Unlock()
 	defer h.untrack(id)
 
-	rw.upstreamStart = time.Now()
+	if rw.timing {
+		rw.upstreamStart = time.Now()
+	}
 	h.proxy.ServeHTTP(rw, r.WithContext(ctx))
 }
 

@@ -14,9 +14,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/outrigger-sidecar/outrigger/examples/legacy-app/legacyapp"
 	"github.com/outrigger-sidecar/outrigger/internal/configapi"
+	"github.com/outrigger-sidecar/outrigger/internal/logwriter"
 )
 
 // Exit codes. They are part of the documented contract (docs/operations.md).
@@ -28,9 +30,14 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	// Logs (one access-log line per proxied request) are batched and written
+	// every 100 ms instead of one write(2) per line; Close flushes them.
+	stderr := logwriter.New(os.Stderr, 100*time.Millisecond)
+	err := run(ctx, os.Args[1:], os.Stdout, stderr, os.Getenv)
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	code := exitCode(err, stderr)
+	_ = stderr.Close()
+	os.Exit(code)
 }
 
 // exitCode prints err as one line and maps it to the process exit code.

@@ -14,6 +14,7 @@ type metrics struct {
 	ppRejected      prometheus.Counter
 	upstreamUp      prometheus.Gauge
 	redirects       prometheus.Counter
+	h1Rejected      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "outrigger_http_redirects_total",
 			Help: "Plain-HTTP requests answered with a redirect to HTTPS.",
 		}),
+		h1Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrigger_http1_requests_rejected_total",
+			Help: "HTTP/1.1 requests refused with 400 before parsing because their framing is ambiguous (request smuggling shapes), by reason.",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -56,6 +61,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.redirects, err = register(reg, m.redirects); err != nil {
+		return nil, err
+	}
+	if m.h1Rejected, err = register(reg, m.h1Rejected); err != nil {
 		return nil, err
 	}
 	return m, nil

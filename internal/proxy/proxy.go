@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/forward"
+	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1guard"
 )
 
 // Deps are the role's collaborators.
@@ -162,7 +162,23 @@ func (p *Proxy) listen() error {
 		ln = withProxyProtocol(ln, cfg.TrustedProxies, cfg.ReadHeaderTimeout, p.m.ppRejected, p.log)
 	}
 	tlsCfg := serverTLSConfig(cfg, p.store, p.cas)
-	p.ln = tls.NewListener(ln, tlsCfg)
+	// h1guard does the TLS handshakes (off the accept loop) and scans every
+	// HTTP/1.1 request's framing before net/http parses it, answering 400 to
+	// request-smuggling shapes (CL+TE, duplicate CL, obs-fold, bad chunks…)
+	// that net/http would silently normalise. h2 connections are handed over
+	// untouched; handlers still see r.TLS.
+	guard := h1guard.Options{
+		OnReject:       func(reason string) { p.m.h1Rejected.WithLabelValues(reason).Inc() },
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+	}
+	p.ln = h1guard.NewTLSListener(ln, tlsCfg, h1guard.TLSOptions{
+		Options:          guard,
+		HandshakeTimeout: cfg.ReadHeaderTimeout,
+		OnHandshakeError: func(peer net.Addr, err error) {
+			p.m.handshakeErrors.Inc()
+			p.log.Debug("tls handshake failed", "peer", addrString(peer), "err", err.Error())
+		},
+	})
 
 	errLog := log.New(errorLogWriter{log: p.log, handshakeErrors: p.m.handshakeErrors}, "", 0)
 	p.srv = &http.Server{
@@ -174,7 +190,9 @@ func (p *Proxy) listen() error {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errLog,
-		ConnState:         p.connState,
+		// The guard's hook keeps its 400 from landing inside an earlier
+		// pipelined response.
+		ConnState: h1guard.ConnState(p.connState),
 	}
 	if err := p.configureHTTP2(); err != nil {
 		_ = p.ln.Close()
@@ -190,7 +208,7 @@ func (p *Proxy) listen() error {
 		if cfg.ProxyProtocol {
 			rl = withProxyProtocol(rl, cfg.TrustedProxies, cfg.ReadHeaderTimeout, p.m.ppRejected, p.log)
 		}
-		p.redirLn = rl
+		p.redirLn = h1guard.WrapListener(rl, guard)
 		port := cfg.RedirectHTTPSPort
 		if port == 0 {
 			if ta, ok := p.addr.(*net.TCPAddr); ok {
@@ -205,6 +223,7 @@ func (p *Proxy) listen() error {
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          errLog,
+			ConnState:         h1guard.ConnState(nil),
 		}
 	}
 	return nil

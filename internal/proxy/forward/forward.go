@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1guard"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -275,6 +277,16 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode < 100 {
 		return fmt.Errorf("%w %d", errBadStatus, resp.StatusCode)
 	}
+	if resp.Request != nil {
+		if cb, ok := resp.Request.Body.(*clientBody); ok {
+			if err := cb.failed(); err != nil {
+				// The client's body broke (or passed --max-body) before the
+				// app answered: the app saw a truncated request, so its
+				// answer is not passed on (handleError answers 400/413).
+				return err
+			}
+		}
+	}
 	if h.hsts != nil && resp.Request != nil && resp.Request.TLS != nil {
 		resp.Header["Strict-Transport-Security"] = h.hsts[:1:1]
 	}
@@ -290,8 +302,11 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.As(err, &mbe):
 		h.writeError(rw, r, http.StatusRequestEntityTooLarge)
 		return
-	case isBodyReadError(err) && r.Context().Err() == nil && !rw.hijacked:
-		// The client sent less than it announced, or its upload broke off.
+	case isBodyReadError(err) && !rw.hijacked && (r.Context().Err() == nil || errors.Is(err, h1guard.ErrRejected)):
+		// The client sent less than it announced, or its upload broke off,
+		// or the smuggling guard refused its chunked framing mid-body (the
+		// guard's refusal also ends the connection's context, but the
+		// client is still there to read the 400).
 		h.log.Debug("client request body incomplete", "err", err.Error(), "method", r.Method, "path", r.URL.Path)
 		h.writeError(rw, r, http.StatusBadRequest)
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -159,6 +160,18 @@ type clientBody struct {
 	limit int64 // 0 = unlimited
 	n     int64
 	err   error
+	// failure publishes err to the handler goroutine (Read runs in the
+	// Transport's writer): a response that arrives after the client's body
+	// already failed is not passed on; the client gets 400 or 413 instead.
+	failure atomic.Pointer[error]
+}
+
+// failed returns the body's read failure, if one happened already.
+func (b *clientBody) failed() error {
+	if e := b.failure.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
@@ -179,12 +192,14 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		n = int(b.limit - b.n)
 		b.n = b.limit
 		b.err = &http.MaxBytesError{Limit: b.limit}
+		b.failure.Store(&b.err)
 		return n, b.err
 	}
 	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		err = &bodyReadError{err}
 		b.err = err
+		b.failure.Store(&b.err)
 	}
 	return n, err
 }

@@ -48,6 +48,7 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 	ci := h.inspectClient(r)
 	f := h.forwardedValues(r, ci)
 	ctx := r.Context()
+	crashRetried := false
 	for attempt := 0; ; attempt++ {
 		var uc *upConn
 		if attempt == 0 {
@@ -73,11 +74,24 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 		if err != nil {
 			stop()
 			uc.close()
-			// A pooled connection the app closed just as we used it: repeat
-			// once on a new connection if the request has no body and is
-			// idempotent (the app cannot have acted on it otherwise).
-			if uc.reused && attempt == 0 && errors.Is(err, errStaleConn) && r.ContentLength == 0 && idempotent(r.Method) {
-				continue
+			// The connection closed before a single response byte, and the
+			// request has no body and is idempotent, so repeating it is safe
+			// (RFC 9110 §9.2.2): once when a pooled connection was closed by
+			// the app just as we used it, and once more — on a new
+			// connection, through the refused-retry window — when the app
+			// died with the request inside (a crash or kill during a
+			// restart). Never more: a request that kills the app every time
+			// must not take down each restarted instance too.
+			if errors.Is(err, errStaleConn) && r.ContentLength == 0 && idempotent(r.Method) && ctx.Err() == nil {
+				if uc.reused && attempt == 0 {
+					continue
+				}
+				if !uc.reused && !crashRetried && h.cfg.RetryWindow > 0 {
+					crashRetried = true
+					h.m.retries.Inc()
+					h.CloseIdle() // the app is gone: so are its other pooled connections
+					continue
+				}
 			}
 			h.handleError(rw, r, unwrapStale(err))
 			return
@@ -93,7 +107,7 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 }
 
 // errStaleConn marks failures that happened before any response byte
-// arrived on a reused connection.
+// arrived (the connection was closed or reset under the request).
 var errStaleConn = errors.New("forward: pooled upstream connection closed before responding")
 
 type staleError struct{ err error }

@@ -1,9 +1,9 @@
 package certs
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/promreg"
 )
 
 // Values of the "kind" label of the certificate metrics.
@@ -39,30 +39,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.reloads, err = register(reg, m.reloads); err != nil {
+	if m.reloads, err = promreg.Register(reg, m.reloads); err != nil {
 		return nil, err
 	}
-	if m.expiry, err = register(reg, m.expiry); err != nil {
+	if m.expiry, err = promreg.Register(reg, m.expiry); err != nil {
 		return nil, err
 	}
-	if m.lastSuccess, err = register(reg, m.lastSuccess); err != nil {
+	if m.lastSuccess, err = promreg.Register(reg, m.lastSuccess); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the identical collector registered
-// before (a Store and a CAPool share the metric families).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, err
-	}
-	return c, nil
 }

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/promreg"
 )
 
 // metrics of the role itself; request metrics live in package forward and
@@ -48,38 +48,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.openConns, err = register(reg, m.openConns); err != nil {
+	if m.openConns, err = promreg.Register(reg, m.openConns); err != nil {
 		return nil, err
 	}
-	if m.handshakeErrors, err = register(reg, m.handshakeErrors); err != nil {
+	if m.handshakeErrors, err = promreg.Register(reg, m.handshakeErrors); err != nil {
 		return nil, err
 	}
-	if m.ppRejected, err = register(reg, m.ppRejected); err != nil {
+	if m.ppRejected, err = promreg.Register(reg, m.ppRejected); err != nil {
 		return nil, err
 	}
-	if m.upstreamUp, err = register(reg, m.upstreamUp); err != nil {
+	if m.upstreamUp, err = promreg.Register(reg, m.upstreamUp); err != nil {
 		return nil, err
 	}
-	if m.redirects, err = register(reg, m.redirects); err != nil {
+	if m.redirects, err = promreg.Register(reg, m.redirects); err != nil {
 		return nil, err
 	}
-	if m.h1Rejected, err = register(reg, m.h1Rejected); err != nil {
+	if m.h1Rejected, err = promreg.Register(reg, m.h1Rejected); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c or reuses an identical collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, err
-	}
-	return c, nil
 }

@@ -1,12 +1,12 @@
 package forward
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/promreg"
 )
 
 // methods is the fixed set of method label values; anything else is "OTHER",
@@ -61,20 +61,20 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	if m.requests, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.requests, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outrigger_requests_total",
 		Help: "Requests handled by the reverse proxy, by response status code and method (unknown methods are OTHER; 499 = client went away).",
 	}, []string{"code", "method"})); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	if m.duration, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "outrigger_request_duration_seconds",
 		Help:    "Time from receiving a request's headers to finishing its response, including queueing, in seconds.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	})); err != nil {
 		return nil, err
 	}
-	errs, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	errs, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outrigger_upstream_errors_total",
 		Help: "Requests that got no response from the upstream app (answered 502/504), by kind: refused, timeout, reset, dns, tls, other. Retried attempts that later succeeded and client cancellations are not counted.",
 	}, []string{"kind"}))
@@ -84,43 +84,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for k := range numKinds {
 		m.upstreamErrors[k] = errs.WithLabelValues(errKind(k).String())
 	}
-	if m.inflight, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.inflight, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "outrigger_inflight_requests",
 		Help: "Requests currently being forwarded to the upstream app (bounded by the max-inflight limit; upgraded connections are not counted).",
 	})); err != nil {
 		return nil, err
 	}
-	if m.queued, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.queued, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "outrigger_queued_requests",
 		Help: "Requests waiting for an in-flight slot.",
 	})); err != nil {
 		return nil, err
 	}
-	if m.retries, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if m.retries, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "outrigger_upstream_retries_total",
 		Help: "Requests re-sent after the upstream refused the connection (the request had not reached the app).",
 	})); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under the
-// same description so that two handlers can share one registry.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("forward: register metric: %w", err)
-	}
-	return c, nil
 }
 
 // observeRequest counts one finished request.

@@ -13,6 +13,8 @@
 # Environment (defaults in brackets):
 #   WATCHERS       watcher counts [1000 10000]
 #   FANOUT_PUSHES  pushes per fan-out run [20]
+#   FANOUT_CLIENT  watcher client: http (net/http, as outrigger sync) or raw (minimal
+#                  HTTP/1.1 loop, ~1/3 of the CPU, leaves more of it to the server) [http]
 #   RELOAD_PUSHES  pushes for the end-to-end run [100]
 #   ETCD           1 = also run fan-out with --etcd (Debian's etcd-server) [1]
 #   INSTALL        1 = apt-get install etcd-server if etcd is missing [1]
@@ -25,6 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WATCHERS=${WATCHERS:-1000 10000}
 FANOUT_PUSHES=${FANOUT_PUSHES:-20}
+FANOUT_CLIENT=${FANOUT_CLIENT:-http}
 RELOAD_PUSHES=${RELOAD_PUSHES:-100}
 ETCD=${ETCD:-1}
 INSTALL=${INSTALL:-1}
@@ -125,7 +128,7 @@ fanout() {
 	for n in $WATCHERS; do
 		log "fan-out: $store, $n watchers, $FANOUT_PUSHES pushes"
 		local cmd=("$BIN/watchers" fanout --server "http://127.0.0.1:$port" --name "fanout-$n" --n "$n"
-			--pushes "$FANOUT_PUSHES" --server-pid "$API_PID" --label "$store")
+			--pushes "$FANOUT_PUSHES" --server-pid "$API_PID" --label "$store" --client "$FANOUT_CLIENT")
 		show "${cmd[@]}" >>"$WORK/commands.txt"
 		if ! "${cmd[@]}" >>"$WORK/fanout.rows" 2>>"$WORK/watchers.log"; then
 			log "fan-out $store $n failed: $(tail -1 "$WORK/watchers.log")"

@@ -50,6 +50,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	ctx := r.Context()
 	q := r.URL.Query()
+	if q.Has("wait") {
+		infoFrom(ctx).longPoll = true
+	}
 	inm, hasINM, err := parseETags(r.Header.Get("If-None-Match"))
 	if err != nil {
 		return errorf(http.StatusBadRequest, reasonBadRequest, "If-None-Match: "+err.Error())
@@ -92,9 +95,27 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) *apiError {
 			notModified(w, res.Latest)
 			return nil
 		}
-		serveVersion(w, res.V)
+		serveRendered(w, res.V)
+		// The hold only helps, and is only harmless, on an HTTP/1.x
+		// keep-alive connection: there the client has the whole answer
+		// (Content-Length) at the flush and its next request waits in the
+		// socket. An HTTP/2 answer ends only when the handler returns, and
+		// its re-arm is a new stream served concurrently anyway.
+		if res.wave != nil && (a.hub.noHold || r.ProtoMajor != 1 || r.Close) {
+			res.wave.leave()
+			res.wave = nil
+		}
+		if res.wave != nil {
+			// Deliver now, then keep this connection's next request (the
+			// watcher's re-arm) unread until the rest of the wave is
+			// answered: see wave.
+			_ = http.NewResponseController(w).Flush()
+		}
 		if res.Woken && !res.Changed.IsZero() {
 			a.m.wake.Observe(time.Since(res.Changed).Seconds())
+		}
+		if res.wave != nil {
+			a.hub.hold(ctx, res.wave)
 		}
 		return nil
 	}
@@ -114,24 +135,50 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
-// serveVersion writes a version's content with its metadata headers.
-func serveVersion(w http.ResponseWriter, v store.Version) {
-	h := w.Header()
-	h.Set("Content-Type", v.ContentType)
-	h.Set("ETag", etag(v.Version))
-	h.Set("X-Outrigger-Version", strconv.FormatInt(v.Version, 10))
-	h.Set("X-Outrigger-Sha256", v.SHA256)
+// rendered is a version ready to be served: its metadata headers are
+// formatted once per version, not once per answer, and shared by every
+// watcher woken by that version. It is immutable once built.
+type rendered struct {
+	v   store.Version
+	hdr http.Header // canonical keys, each value a one-element slice
+}
+
+// render formats v's response headers.
+func render(v store.Version) *rendered {
+	// Each value slice has capacity 1, so that a later Header.Add on a
+	// response's header map copies instead of writing into this shared
+	// array.
+	one := func(s string) []string { return []string{s}[:1:1] }
+	h := http.Header{
+		"Content-Type":           one(v.ContentType),
+		"Etag":                   one(etag(v.Version)),
+		"X-Outrigger-Version":    one(strconv.FormatInt(v.Version, 10)),
+		"X-Outrigger-Sha256":     one(v.SHA256),
+		"Cache-Control":          one("no-cache"),
+		"X-Content-Type-Options": one("nosniff"),
+		"Content-Length":         one(strconv.Itoa(len(v.Data))),
+	}
 	if v.Author != "" {
-		h.Set("X-Outrigger-Author", v.Author)
+		h["X-Outrigger-Author"] = one(v.Author)
 	}
 	if !v.Created.IsZero() {
-		h.Set("Last-Modified", v.Created.UTC().Format(http.TimeFormat))
+		h["Last-Modified"] = one(v.Created.UTC().Format(http.TimeFormat))
 	}
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(v.Data)))
+	return &rendered{v: v, hdr: h}
+}
+
+// serveVersion writes a version's content with its metadata headers.
+func serveVersion(w http.ResponseWriter, v store.Version) { serveRendered(w, render(v)) }
+
+// serveRendered writes r. The shared header values are assigned, not
+// copied: net/http copies the header map when it writes the header.
+func serveRendered(w http.ResponseWriter, r *rendered) {
+	h := w.Header()
+	for k, vs := range r.hdr {
+		h[k] = vs
+	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(v.Data)
+	_, _ = w.Write(r.v.Data)
 }
 
 func notModified(w http.ResponseWriter, latest int64) {
@@ -273,7 +320,7 @@ func conflict(name string, im etagList, latest int64) *apiError {
 // answerPut writes the 201/200 answer of a push or rollback and wakes this
 // process's watchers at once (the change stream will say it again).
 func (a *api) answerPut(w http.ResponseWriter, r *http.Request, v store.Version, created bool, msg string) {
-	a.hub.notify(v.Name, v.Version)
+	a.hub.publish(v)
 	code, result := http.StatusOK, "unchanged"
 	if created {
 		code, result = http.StatusCreated, "created"

@@ -8,7 +8,11 @@
 // `GET /v1/configs/{name}` with `If-None-Match` and `?wait=`; a single watch
 // hub per process consumes the store's change stream and wakes every waiter
 // of a name by closing one channel, so thousands of idle watchers cost a
-// goroutine and a timer each and no store reads. docs/api.md is the wire
+// goroutine and a timer each and no store reads. Woken watchers answer
+// from headers rendered once per version and, after flushing, leave their
+// connection's next request (the re-arm) unread until the whole wave is
+// answered (at most a second), so that a push reaches 10,000 watchers
+// without the re-arms competing for the CPU. docs/api.md is the wire
 // contract.
 //
 // Access control is by bearer tokens read from a YAML file (--tokens) with

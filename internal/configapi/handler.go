@@ -54,8 +54,14 @@ func NewHandler(st store.Store, cfg Config, deps Deps) (h http.Handler, stop fun
 // newHandler is NewHandler with extra readiness checks (the server's
 // certificate).
 func newHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) (h http.Handler, stop func(), err error) {
+	_, h, stop, err = newAPIHandler(st, cfg, deps, checks)
+	return h, stop, err
+}
+
+// newAPIHandler is newHandler that also returns the handlers' state.
+func newAPIHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) (_ *api, h http.Handler, stop func(), err error) {
 	if st == nil {
-		return nil, nil, errors.New("configapi: nil store")
+		return nil, nil, nil, errors.New("configapi: nil store")
 	}
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = DefaultMaxSize
@@ -69,12 +75,12 @@ func newHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) (h 
 	}
 	m, err := newMetrics(deps.Registry)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	a := &api{st: st, cfg: cfg, log: log, m: m}
 	if cfg.Tokens != "" {
 		if a.tokens, err = LoadTokens(cfg.Tokens); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		log.Info("config api: authentication enabled", "tokens", a.tokens.Len(), "file", cfg.Tokens)
 	} else {
@@ -107,12 +113,12 @@ func newHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) (h 
 	admin.Mount(mux, a.adminDeps(deps, checks))
 	if err := mountUI(mux); err != nil { // the read-only dashboard, ui.go
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	mux.Handle("/", a.wrap(func(http.ResponseWriter, *http.Request) *apiError {
 		return errorf(http.StatusNotFound, "", "no such endpoint (see docs/api.md)")
 	}))
-	return accessLog(log, m, canonicalPaths(a, mux)), stop, nil
+	return a, accessLog(log, m, canonicalPaths(a, mux)), stop, nil
 }
 
 // canonicalPaths refuses paths that ServeMux would otherwise answer with a

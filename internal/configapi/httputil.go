@@ -29,6 +29,7 @@ func errorf(code int, reason, msg string) *apiError {
 type reqInfo struct {
 	token      string
 	clientGone bool
+	longPoll   bool // a GET with ?wait= (set by the handler, saves re-parsing the query)
 }
 
 type reqInfoKey struct{}
@@ -77,7 +78,22 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		case sw.status == 0:
 			sw.status = http.StatusOK
 		}
-		m.requests.WithLabelValues(methodLabel(r.Method), codeLabel(sw.status)).Inc()
+		m.request(r.Method, sw.status).Inc()
+		lvl := slog.LevelInfo
+		switch {
+		case probePaths[r.URL.Path] && sw.status < 400:
+			lvl = slog.LevelDebug // probes and scrapes every few seconds
+		case r.Method == http.MethodGet && sw.status < 400 && ri.longPoll:
+			// Long-poll watches: thousands of sidecars answer every push and
+			// every wait timeout; an Info line each would flood the log and
+			// serialise the fan-out on the log writer.
+			lvl = slog.LevelDebug
+		case sw.status >= 500:
+			lvl = slog.LevelError
+		}
+		if !log.Enabled(r.Context(), lvl) {
+			return // no attributes built for a line nobody reads
+		}
 		attrs := []any{
 			"method", r.Method,
 			"path", r.URL.Path,
@@ -87,18 +103,6 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		}
 		if ri.token != "" {
 			attrs = append(attrs, "token", ri.token)
-		}
-		lvl := slog.LevelInfo
-		switch {
-		case probePaths[r.URL.Path] && sw.status < 400:
-			lvl = slog.LevelDebug // probes and scrapes every few seconds
-		case r.Method == http.MethodGet && sw.status < 400 && r.URL.Query().Has("wait"):
-			// Long-poll watches: thousands of sidecars answer every push and
-			// every wait timeout; an Info line each would flood the log and
-			// serialise the fan-out on the log writer.
-			lvl = slog.LevelDebug
-		case sw.status >= 500:
-			lvl = slog.LevelError
 		}
 		log.Log(r.Context(), lvl, "config api request", attrs...)
 	})

@@ -38,15 +38,51 @@ type hub struct {
 	closeOnce sync.Once
 	up        atomic.Bool // subscribed to the change stream
 	readTO    time.Duration
+	noHold    bool // answer woken watchers without the wave hold (benchmark comparison)
 }
 
 type entry struct {
-	gen     uint64        // distinguishes entries of the same name over time
-	ch      chan struct{} // closed when latest changes
+	gen     uint64       // distinguishes entries of the same name over time
+	waiters atomic.Int64 // incremented under hub.mu; see release
+
+	// state and ready are written under hub.mu and read without it, so
+	// that thousands of watchers woken by one close do not queue on the
+	// mutex: a woken watcher loads the new state, finds the rendered
+	// answer for it and writes it, lock-free.
+	state atomic.Pointer[entryState]
+	ready atomic.Pointer[rendered] // content of latest (or newer), when loaded
+	fetch *fetchCall               // guarded by hub.mu: the content read in flight
+}
+
+// fetchCall is one store read of a version's content, shared by every
+// watcher that needs it: they wait on done, without a channel or a lock
+// each.
+type fetchCall struct {
+	n    int64
+	done chan struct{} // closed when r or err is set
+	r    *rendered
+	err  error
+}
+
+// entryState is one immutable snapshot of what the hub knows of a name.
+type entryState struct {
+	ch      chan struct{} // closed when a newer state replaces this one
 	latest  int64         // -1 unknown, 0 = config does not exist
 	changed time.Time     // when the hub learned latest from a change
-	waiters int
-	cur     *store.Version // content of latest (or newer), when loaded
+	wave    *wave         // the watchers blocked on ch
+}
+
+// setLatest publishes latest v (learned at time at) and wakes everyone
+// waiting on the previous state. The caller holds hub.mu and has checked
+// that v is newer.
+func (e *entry) setLatest(v int64, at time.Time) {
+	old := e.state.Load()
+	e.state.Store(&entryState{ch: make(chan struct{}), latest: v, changed: at, wave: newWave()})
+	if r := e.ready.Load(); r != nil && r.v.Version < v {
+		e.ready.Store(nil)
+	}
+	close(old.ch)
+	old.wave.supersede()
 }
 
 func newHub(st store.Store, log *slog.Logger, m *metrics) *hub {
@@ -127,16 +163,28 @@ func (h *hub) notify(name string, v int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.entries[name]
-	if e == nil || v <= e.latest {
+	if e == nil || v <= e.state.Load().latest {
 		return
 	}
-	e.latest = v
-	e.changed = time.Now()
-	if e.cur != nil && e.cur.Version < v {
-		e.cur = nil
+	e.setLatest(v, time.Now())
+}
+
+// publish is notify for a version this process just stored, with its
+// content: the watchers it wakes answer from it without reading the store.
+func (h *hub) publish(v store.Version) {
+	if v.Data == nil || int64(len(v.Data)) != v.Size {
+		h.notify(v.Name, v.Version)
+		return
 	}
-	close(e.ch)
-	e.ch = make(chan struct{})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entries[v.Name]
+	if e == nil || v.Version <= e.state.Load().latest {
+		return
+	}
+	r := render(v)
+	e.ready.Store(r) // before the wake-up, so that nobody misses it
+	e.setLatest(v.Version, time.Now())
 }
 
 func (h *hub) acquire(name string) *entry {
@@ -144,22 +192,28 @@ func (h *hub) acquire(name string) *entry {
 	e := h.entries[name]
 	if e == nil {
 		h.gen++
-		e = &entry{gen: h.gen, ch: make(chan struct{}), latest: -1}
+		e = &entry{gen: h.gen}
+		e.state.Store(&entryState{ch: make(chan struct{}), latest: -1, wave: newWave()})
 		h.entries[name] = e
 	}
-	e.waiters++
+	e.waiters.Add(1)
 	h.mu.Unlock()
 	h.m.watchers.Inc()
 	return e
 }
 
+// release takes the mutex only for the last waiter of an entry, so that a
+// wave of answers does not queue on it. acquire increments under the
+// mutex, so an entry found empty here, under the mutex, has no waiter
+// that could still arrive through the map.
 func (h *hub) release(name string, e *entry) {
-	h.mu.Lock()
-	e.waiters--
-	if e.waiters == 0 && h.entries[name] == e {
-		delete(h.entries, name)
+	if e.waiters.Add(-1) == 0 {
+		h.mu.Lock()
+		if e.waiters.Load() == 0 && h.entries[name] == e {
+			delete(h.entries, name)
+		}
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
 	h.m.watchers.Dec()
 }
 
@@ -168,12 +222,15 @@ type waitResult struct {
 	// Modified: V is a version the condition did not match; otherwise the
 	// wait ended (timeout, shutdown) and Latest is still matched.
 	Modified bool
-	V        store.Version
+	V        *rendered
 	Latest   int64
 	// Woken: the watcher blocked and a change woke it; Changed is when the
 	// hub learned of that change.
 	Woken   bool
 	Changed time.Time
+	// wave, when set, is the wave that woke the watcher: the caller must
+	// pass it to hub.hold once the answer is flushed.
+	wave *wave
 }
 
 // errNoConfig: the config does not exist and the condition does not match
@@ -188,10 +245,15 @@ func (h *hub) wait(ctx context.Context, name string, matches func(int64) bool, d
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	woken := false
+	var in *wave // the wave that woke this watcher, until it answers
+	defer func() {
+		if in != nil {
+			in.leave()
+		}
+	}()
 	for {
-		h.mu.Lock()
-		ch, latest, changed := e.ch, e.latest, e.changed
-		h.mu.Unlock()
+		st := e.state.Load()
+		latest := st.latest
 		if latest < 0 {
 			if err := h.loadLatest(ctx, name, e); err != nil {
 				return waitResult{}, err
@@ -202,20 +264,33 @@ func (h *hub) wait(ctx context.Context, name string, matches func(int64) bool, d
 			if latest == 0 {
 				return waitResult{}, errNoConfig
 			}
-			v, err := h.content(ctx, name, e, latest)
+			r, err := h.content(ctx, name, e, latest)
 			if err != nil {
 				return waitResult{}, err
 			}
-			return waitResult{Modified: true, V: v, Latest: v.Version, Woken: woken, Changed: changed}, nil
+			res := waitResult{Modified: true, V: r, Latest: r.v.Version, Woken: woken, Changed: st.changed, wave: in}
+			in = nil // the caller's hold leaves it
+			return res, nil
+		}
+		if in != nil { // woken, but the condition still matches
+			in.leave()
+			in = nil
+		}
+		if !st.wave.enter() {
+			continue // superseded and answered meanwhile: a newer state is there
 		}
 		select {
-		case <-ch:
+		case <-st.ch:
 			woken = true
+			in = st.wave
 		case <-timer.C:
+			st.wave.leave()
 			return waitResult{Latest: latest}, nil
 		case <-h.closing:
+			st.wave.leave()
 			return waitResult{Latest: latest}, nil
 		case <-ctx.Done():
+			st.wave.leave()
 			return waitResult{}, ctx.Err()
 		}
 	}
@@ -246,48 +321,69 @@ func (h *hub) loadLatest(ctx context.Context, name string, e *entry) error {
 	}
 	v := res.Val.(store.Version)
 	h.mu.Lock()
-	if v.Version > e.latest {
-		e.latest = v.Version
+	defer h.mu.Unlock()
+	if v.Version > e.state.Load().latest {
+		// Waiters that saw an older latest block on its channel:
+		// setLatest wakes them, as a change would (the change stream will
+		// not, once latest is already v).
+		e.setLatest(v.Version, time.Now())
 		if v.Version > 0 {
-			e.cur = &v
+			e.ready.Store(render(v))
 		}
 	}
-	h.mu.Unlock()
 	return nil
 }
 
-// content returns version n of name with its data, from e's cache when it
-// holds it; concurrent callers share one store read.
-func (h *hub) content(ctx context.Context, name string, e *entry, n int64) (store.Version, error) {
+// content returns version n of name rendered for answering, from e's
+// cache when it holds it; concurrent callers share one store read.
+func (h *hub) content(ctx context.Context, name string, e *entry, n int64) (*rendered, error) {
+	if r := e.ready.Load(); r != nil && r.v.Version == n {
+		return r, nil
+	}
 	h.mu.Lock()
-	if e.cur != nil && e.cur.Version == n {
-		v := *e.cur
+	if r := e.ready.Load(); r != nil && r.v.Version == n {
 		h.mu.Unlock()
-		return v, nil
+		return r, nil
+	}
+	fc := e.fetch
+	if fc == nil || fc.n != n {
+		fc = &fetchCall{n: n, done: make(chan struct{})}
+		e.fetch = fc
+		// Detached from this request: the others waiting share the result.
+		go h.fetchContent(context.WithoutCancel(ctx), name, e, fc)
 	}
 	h.mu.Unlock()
-	key := name + "\x00" + strconv.FormatUint(e.gen, 10) + "\x00" + strconv.FormatInt(n, 10)
-	ch := h.sf.DoChan(key, func() (any, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.readTO)
-		defer cancel()
-		return h.st.Get(rctx, name, n)
-	})
-	var res singleflight.Result
 	select {
-	case res = <-ch:
+	case <-fc.done:
 	case <-ctx.Done():
-		return store.Version{}, ctx.Err()
+		return nil, ctx.Err()
 	}
-	if res.Err != nil {
-		return store.Version{}, res.Err
+	if fc.err != nil {
+		return nil, fc.err
 	}
-	v := res.Val.(store.Version)
+	return fc.r, nil
+}
+
+// fetchContent reads fc's version into fc and, while it is still the
+// latest, into e's cache.
+func (h *hub) fetchContent(ctx context.Context, name string, e *entry, fc *fetchCall) {
+	rctx, cancel := context.WithTimeout(ctx, h.readTO)
+	defer cancel()
+	v, err := h.st.Get(rctx, name, fc.n)
 	h.mu.Lock()
-	if e.latest <= v.Version && (e.cur == nil || e.cur.Version < v.Version) {
-		e.cur = &v
+	defer h.mu.Unlock()
+	if err != nil {
+		fc.err = err
+		if e.fetch == fc {
+			e.fetch = nil // the next caller tries again
+		}
+	} else {
+		fc.r = render(v)
+		if cur := e.ready.Load(); e.state.Load().latest <= v.Version && (cur == nil || cur.v.Version < v.Version) {
+			e.ready.Store(fc.r)
+		}
 	}
-	h.mu.Unlock()
-	return v, nil
+	close(fc.done)
 }
 
 // shutdown wakes every watcher; they answer 304 at once.

@@ -26,6 +26,23 @@ type metrics struct {
 	watchers prometheus.Gauge
 	wake     prometheus.Histogram
 	requests *prometheus.CounterVec
+	// hot caches the requests counters of the long-poll answers, so that
+	// a fan-out does not hash label values once per woken watcher.
+	hot [2]prometheus.Counter // GET 200, GET 304
+}
+
+// request returns the outrigger_config_requests_total counter for a
+// method and status code.
+func (m *metrics) request(method string, code int) prometheus.Counter {
+	if method == "GET" {
+		switch code {
+		case 200:
+			return m.hot[0]
+		case 304:
+			return m.hot[1]
+		}
+	}
+	return m.requests.WithLabelValues(methodLabel(method), codeLabel(code))
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -59,6 +76,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.rejects.WithLabelValues(r)
 	}
 	if reg == nil {
+		m.cacheHot()
 		return m, nil
 	}
 	var err error
@@ -77,7 +95,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.requests, err = register(reg, m.requests); err != nil {
 		return nil, err
 	}
+	m.cacheHot()
 	return m, nil
+}
+
+func (m *metrics) cacheHot() {
+	m.hot[0] = m.requests.WithLabelValues("GET", "200")
+	m.hot[1] = m.requests.WithLabelValues("GET", "304")
 }
 
 // register registers c, or returns the identical collector already

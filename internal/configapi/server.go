@@ -24,6 +24,7 @@ type Server struct {
 	st      store.Store
 	ln      net.Listener
 	handler http.Handler
+	api     *api
 	stopHub func()
 	srv     *http.Server
 	certs   *certs.Store // nil without --cert
@@ -64,12 +65,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("config serve: %w", err)
 	}
 	s.st = st
-	h, stop, err := newHandler(st, cfg, deps, checks)
+	a, h, stop, err := newAPIHandler(st, cfg, deps, checks)
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("config serve: %w", err)
 	}
-	s.handler, s.stopHub = h, stop
+	s.handler, s.stopHub, s.api = h, stop, a
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		stop()

@@ -1,11 +1,11 @@
 package configapi
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/promreg"
 )
 
 // Reject reasons (label values of outrigger_config_rejects_total).
@@ -80,19 +80,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.pushes, err = register(reg, m.pushes); err != nil {
+	if m.pushes, err = promreg.Register(reg, m.pushes); err != nil {
 		return nil, err
 	}
-	if m.rejects, err = register(reg, m.rejects); err != nil {
+	if m.rejects, err = promreg.Register(reg, m.rejects); err != nil {
 		return nil, err
 	}
-	if m.watchers, err = register(reg, m.watchers); err != nil {
+	if m.watchers, err = promreg.Register(reg, m.watchers); err != nil {
 		return nil, err
 	}
-	if m.wake, err = register(reg, m.wake); err != nil {
+	if m.wake, err = promreg.Register(reg, m.wake); err != nil {
 		return nil, err
 	}
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = promreg.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
 	m.cacheHot()
@@ -102,22 +102,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) cacheHot() {
 	m.hot[0] = m.requests.WithLabelValues("GET", "200")
 	m.hot[1] = m.requests.WithLabelValues("GET", "304")
-}
-
-// register registers c, or returns the identical collector already
-// registered (two servers in one process, e.g. replicas in a test, share
-// the series).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("configapi: registering metrics: %w", err)
-	}
-	return c, nil
 }
 
 // methodLabel bounds the method label's cardinality.

@@ -40,7 +40,9 @@
 // hook installed, a background read during an earlier pipelined request
 // waits instead, so responses never interleave. A violation inside the
 // chunked body of a request a handler is already reading fails that body
-// read with ErrRejected (net/http then closes the connection); the handler's
+// read with ErrRejected (net/http then closes the connection); if the
+// handler has not written any of its response yet, the guard sends the 400
+// itself and refuses the handler's later writes, otherwise the handler's
 // response is the last one.
 //
 // Not scanned: after the header block of a CONNECT or "PRI * HTTP/2.0" (the

@@ -49,6 +49,11 @@ type Conn struct {
 	// hooked is set once net/http reported any state: the ConnState hook is
 	// installed, so Upgrade can be followed through StateHijacked.
 	hooked atomic.Bool
+	// written counts bytes written to the client; writtenAtActive is its
+	// value when net/http last reported StateActive (a request's head was
+	// read, every earlier response was flushed). Equal values mean nothing
+	// of the current request's response has been written yet.
+	written, writtenAtActive atomic.Int64
 	// reason is set once a violation is found; bytes before it have been
 	// returned, the violating bytes never are.
 	reason   string
@@ -148,8 +153,20 @@ func (c *Conn) refuse() (int, error) {
 	case http.StateActive:
 		if c.sc.st >= stBody {
 			// The handler is reading the violating request's body: fail
-			// it; net/http then closes the connection.
+			// it; net/http then closes the connection. If the handler has
+			// not written a byte of its response yet, the 400 is ours to
+			// send now (and its later writes are refused): otherwise a
+			// handler that sees the connection's context cancelled by this
+			// very error may leave net/http to send an empty 200.
 			c.answered = true
+			if c.hooked.Load() && c.written.Load() == c.writtenAtActive.Load() {
+				c.wmu.Lock()
+				if !c.closed.Load() {
+					_, _ = io.WriteString(c.Conn, rejectResponse)
+					c.closed.Store(true)
+				}
+				c.wmu.Unlock()
+			}
 			return 0, ErrRejected
 		}
 		// A background read while an earlier request is being handled:
@@ -223,11 +240,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, errRefused
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
 
 // setHTTPState records net/http's view of the connection.
 func (c *Conn) setHTTPState(s http.ConnState) {
+	if s == http.StateActive {
+		c.writtenAtActive.Store(c.written.Load())
+	}
 	c.httpState.Store(int32(s))
 	c.hooked.Store(true)
 }

@@ -200,6 +200,20 @@ func (cc *cmdCtx) parse(args []string, usage string, minPos, maxPos int) ([]stri
 
 func (cc *cmdCtx) client() (*Client, error) { return cc.cf.client(cc.getenv) }
 
+// begin does what most subcommands start with: parse the flags and
+// minArgs..maxArgs positional arguments, build the client, and derive the
+// request context (--timeout); the caller defers cancel.
+func (cc *cmdCtx) begin(ctx context.Context, args []string, usage string, minArgs, maxArgs int) (pos []string, c *Client, rctx context.Context, cancel context.CancelFunc, err error) {
+	if pos, err = cc.parse(args, usage, minArgs, maxArgs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if c, err = cc.client(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	rctx, cancel = cc.reqCtx(ctx)
+	return pos, c, rctx, cancel, nil
+}
+
 func (cc *cmdCtx) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if cc.cf.timeout > 0 {
 		return context.WithTimeout(ctx, cc.cf.timeout)

@@ -72,15 +72,10 @@ func (cc *cmdCtx) printPut(v store.Version, created bool) error {
 func cmdGet(ctx context.Context, cc *cmdCtx, args []string) error {
 	version := cc.fs.Int64("version", 0, "get version `N` instead of the latest")
 	out := cc.fs.String("o", "", "write the content to `file` (default stdout)")
-	pos, err := cc.parse(args, "NAME [--version N] [-o FILE]", 1, 1)
+	pos, c, rctx, cancel, err := cc.begin(ctx, args, "NAME [--version N] [-o FILE]", 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := cc.client()
-	if err != nil {
-		return err
-	}
-	rctx, cancel := cc.reqCtx(ctx)
 	defer cancel()
 	v, err := c.Get(rctx, pos[0], *version)
 	if err != nil {
@@ -116,15 +111,10 @@ func cmdGet(ctx context.Context, cc *cmdCtx, args []string) error {
 }
 
 func cmdHistory(ctx context.Context, cc *cmdCtx, args []string) error {
-	pos, err := cc.parse(args, "NAME", 1, 1)
+	pos, c, rctx, cancel, err := cc.begin(ctx, args, "NAME", 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := cc.client()
-	if err != nil {
-		return err
-	}
-	rctx, cancel := cc.reqCtx(ctx)
 	defer cancel()
 	vs, err := c.History(rctx, pos[0])
 	if err != nil {
@@ -164,15 +154,10 @@ func cmdRollback(ctx context.Context, cc *cmdCtx, args []string) error {
 }
 
 func cmdStatus(ctx context.Context, cc *cmdCtx, args []string) error {
-	pos, err := cc.parse(args, "NAME", 1, 1)
+	pos, c, rctx, cancel, err := cc.begin(ctx, args, "NAME", 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := cc.client()
-	if err != nil {
-		return err
-	}
-	rctx, cancel := cc.reqCtx(ctx)
 	defer cancel()
 	rep, err := c.Status(rctx, pos[0])
 	if err != nil {
@@ -198,14 +183,10 @@ func cmdStatus(ctx context.Context, cc *cmdCtx, args []string) error {
 }
 
 func cmdList(ctx context.Context, cc *cmdCtx, args []string) error {
-	if _, err := cc.parse(args, "", 0, 0); err != nil {
-		return err
-	}
-	c, err := cc.client()
+	_, c, rctx, cancel, err := cc.begin(ctx, args, "", 0, 0)
 	if err != nil {
 		return err
 	}
-	rctx, cancel := cc.reqCtx(ctx)
 	defer cancel()
 	vs, err := c.List(rctx)
 	if err != nil {
@@ -270,15 +251,10 @@ func cmdWatch(ctx context.Context, cc *cmdCtx, args []string) error {
 }
 
 func cmdSchema(ctx context.Context, cc *cmdCtx, args []string) error {
-	pos, err := cc.parse(args, "NAME [FILE]  (register FILE as NAME's JSON Schema; without FILE print it)", 1, 2)
+	pos, c, rctx, cancel, err := cc.begin(ctx, args, "NAME [FILE]  (register FILE as NAME's JSON Schema; without FILE print it)", 1, 2)
 	if err != nil {
 		return err
 	}
-	c, err := cc.client()
-	if err != nil {
-		return err
-	}
-	rctx, cancel := cc.reqCtx(ctx)
 	defer cancel()
 	if len(pos) == 1 {
 		b, err := c.GetSchema(rctx, pos[0])

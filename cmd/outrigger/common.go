@@ -78,6 +78,34 @@ func (c *commonFlags) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// runRole is the body of every single-role command: parse the role's flags
+// and the common ones (command line, then OUTRIGGER_* env), build the role
+// under the start-up deadline, and serve it until the context ends.
+// --help prints usage and returns nil.
+func runRole(ctx context.Context, e *env, args []string, name, usageText, adminDefault string,
+	register func(*flag.FlagSet), build func(common *commonFlags, reg *prometheus.Registry) (role, error)) error {
+	var common commonFlags
+	fs := newFlagSet(name, e.stderr)
+	register(fs)
+	common.register(fs, adminDefault)
+	fs.Usage = cli.Usage(fs, usageText)
+	if err := parseFlags(fs, args, e); err != nil {
+		if err == errHelp {
+			return nil
+		}
+		return err
+	}
+	if err := common.validate(); err != nil {
+		return usage(err)
+	}
+	reg := newRegistry()
+	r, err := build(&common, reg)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, common.logger(e.stderr), common, reg, []role{r})
+}
+
 // newFlagSet makes a FlagSet whose errors come back to us instead of exiting.
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)

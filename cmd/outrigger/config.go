@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	"github.com/outrigger-sidecar/outrigger/internal/configapi"
 )
 
@@ -28,26 +27,10 @@ func cmdConfig(ctx context.Context, e *env, args []string) error {
 		return configapi.RunClient(ctx, args, e.stdout, e.stderr, e.getenv)
 	}
 	var cfg configapi.Config
-	var common commonFlags
-	fs := newFlagSet("outrigger config serve", e.stderr)
-	cfg.RegisterFlags(fs)
-	common.register(fs, "")
-	fs.Usage = cli.Usage(fs, configServeUsage)
-	if err := parseFlags(fs, args[1:], e); err != nil {
-		if err == errHelp {
-			return nil
-		}
-		return err
-	}
-	if err := common.validate(); err != nil {
-		return usage(err)
-	}
-	reg := newRegistry()
-	r, err := configRole(ctx, &cfg, common, e, reg)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, common.logger(e.stderr), common, reg, []role{r})
+	return runRole(ctx, e, args[1:], "outrigger config serve", configServeUsage, "", cfg.RegisterFlags,
+		func(common *commonFlags, reg *prometheus.Registry) (role, error) {
+			return configRole(ctx, &cfg, *common, e, reg)
+		})
 }
 
 // configRole validates cfg and builds the config API under the start-up deadline.

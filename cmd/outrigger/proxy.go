@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy"
 )
 
@@ -23,26 +22,10 @@ Example:
 
 func cmdProxy(ctx context.Context, e *env, args []string) error {
 	var cfg proxy.Config
-	var common commonFlags
-	fs := newFlagSet("outrigger proxy", e.stderr)
-	cfg.RegisterFlags(fs)
-	common.register(fs, "127.0.0.1:9901")
-	fs.Usage = cli.Usage(fs, proxyUsage)
-	if err := parseFlags(fs, args, e); err != nil {
-		if err == errHelp {
-			return nil
-		}
-		return err
-	}
-	if err := common.validate(); err != nil {
-		return usage(err)
-	}
-	reg := newRegistry()
-	r, err := proxyRole(ctx, &cfg, common, e, reg)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, common.logger(e.stderr), common, reg, []role{r})
+	return runRole(ctx, e, args, "outrigger proxy", proxyUsage, "127.0.0.1:9901", cfg.RegisterFlags,
+		func(common *commonFlags, reg *prometheus.Registry) (role, error) {
+			return proxyRole(ctx, &cfg, *common, e, reg)
+		})
 }
 
 // proxyRole validates cfg and builds the proxy under the start-up deadline.

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	syncrole "github.com/outrigger-sidecar/outrigger/internal/sync"
 )
 
@@ -30,29 +29,13 @@ Example:
 
 func cmdSync(ctx context.Context, e *env, args []string) error {
 	var cfg syncrole.Config
-	var common commonFlags
-	fs := newFlagSet("outrigger sync", e.stderr)
-	cfg.RegisterFlags(fs)
-	common.register(fs, "127.0.0.1:9902")
-	fs.Usage = cli.Usage(fs, syncUsage)
-	if err := parseFlags(fs, args, e); err != nil {
-		if err == errHelp {
-			return nil
-		}
-		return err
-	}
-	if err := common.validate(); err != nil {
-		return usage(err)
-	}
-	if cfg.Once || cfg.DryRun {
-		common.Admin = "" // one-shot modes need no admin listener
-	}
-	reg := newRegistry()
-	r, err := syncRole(ctx, &cfg, common, e, reg)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, common.logger(e.stderr), common, reg, []role{r})
+	return runRole(ctx, e, args, "outrigger sync", syncUsage, "127.0.0.1:9902", cfg.RegisterFlags,
+		func(common *commonFlags, reg *prometheus.Registry) (role, error) {
+			if cfg.Once || cfg.DryRun {
+				common.Admin = "" // one-shot modes need no admin listener
+			}
+			return syncRole(ctx, &cfg, *common, e, reg)
+		})
 }
 
 // syncRole validates cfg and builds the syncer under the start-up deadline.

@@ -221,9 +221,10 @@ func TestCommonFlagsMatchCmd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := regexp.MustCompile(`common\.register\(fs, "([^"]*)"\)`).FindSubmatch(src)
+		// runRole(ctx, e, args, "outrigger proxy", proxyUsage, "127.0.0.1:9901", …)
+		m := regexp.MustCompile(`runRole\(ctx, e, args(?:\[1:\])?, "[^"]*", \w+, "([^"]*)"`).FindSubmatch(src)
 		if m == nil {
-			t.Errorf("cmd/outrigger/%s: no common.register(fs, \"…\") call found", file)
+			t.Errorf("cmd/outrigger/%s: no runRole(…, \"<admin default>\", …) call found", file)
 			continue
 		}
 		if got := string(m[1]); got != adminDefaults[role] {

@@ -27,11 +27,11 @@ func TestDemoLinesWork(t *testing.T) {
 		"--app-port", portOf(t, freeAddr(t)), "--admin", freeAddr(t)})
 	var out string
 	waitFor(t, 60*time.Second, "the demo to print what to try", func() bool {
-		out = demo.output()
+		out = demo.Output()
 		return strings.Contains(out, "Try, in a second terminal:")
 	})
 	time.Sleep(200 * time.Millisecond) // the rest of the block is printed at once; let it land
-	out = demo.output()
+	out = demo.Output()
 
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
@@ -87,9 +87,9 @@ func TestDemoLinesWork(t *testing.T) {
 			break
 		}
 	}
-	demo.signal(syscall.SIGINT)
-	if code := demo.wait(30 * time.Second); code != 0 {
-		t.Fatalf("demo exited %d after Ctrl-C:\n%s", code, demo.output())
+	demo.Signal(syscall.SIGINT)
+	if code := demo.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("demo exited %d after Ctrl-C:\n%s", code, demo.Output())
 	}
 	if dir == "" {
 		t.Fatal("demo did not name its temporary directory")

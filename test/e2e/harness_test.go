@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -17,12 +16,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/testutil/freeport"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/proctest"
 )
 
 // bin is the outrigger binary built once for all tests.
@@ -47,25 +45,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a child process whose output is captured for assertions and
-// printed when the test fails.
-type proc struct {
-	t    testing.TB
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-type lockedWriter struct{ p *proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.out.Write(b)
-}
+// proc is a child process (internal/testutil/proctest).
+type proc = proctest.Proc
 
 // start runs argv (argv[0] may be "outrigger" for the built binary) and
 // registers cleanup that kills it.
@@ -74,64 +55,7 @@ func start(t testing.TB, name string, argv []string, env ...string) *proc {
 	if argv[0] == "outrigger" {
 		argv = append([]string{bin}, argv[1:]...)
 	}
-	p := &proc{t: t, name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- output of %s (%v):\n%s", name, argv, p.output())
-		}
-	})
-	return p
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) signal(s syscall.Signal) {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(s)
-	}
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.t.Fatalf("%s did not exit within %v; output:\n%s", p.name, timeout, p.output())
-	}
-	if p.err == nil {
-		return 0
-	}
-	if ee, ok := p.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
+	return proctest.Start(t, name, argv, env...)
 }
 
 // waitFor polls cond until it is true or the deadline passes.

@@ -138,17 +138,17 @@ func TestPodInNetworkNamespace(t *testing.T) {
 			done <- result{code, err}
 		}()
 		time.Sleep(300 * time.Millisecond) // let the request reach the app
-		proxy.signal(syscall.SIGTERM)
+		proxy.Signal(syscall.SIGTERM)
 		r := <-done
 		if r.err != nil || r.code != 200 {
 			t.Fatalf("in-flight request during drain: code %d, err %v", r.code, r.err)
 		}
-		if code := proxy.wait(30 * time.Second); code != 0 {
+		if code := proxy.Wait(30 * time.Second); code != 0 {
 			t.Fatalf("proxy exited %d after SIGTERM, want 0", code)
 		}
 	})
-	cfgServe.signal(syscall.SIGTERM)
-	if code := cfgServe.wait(15 * time.Second); code != 0 {
+	cfgServe.Signal(syscall.SIGTERM)
+	if code := cfgServe.Wait(15 * time.Second); code != 0 {
 		t.Errorf("config serve exited %d after SIGTERM, want 0", code)
 	}
 }

@@ -62,8 +62,8 @@ proxy:
 	if code != 200 || !strings.Contains(body, "proxy") || !strings.Contains(body, "sync") {
 		t.Fatalf("/readyz = %d %q, want 200 listing proxy and sync", code, body)
 	}
-	run.signal(syscall.SIGTERM)
-	if code := run.wait(30 * time.Second); code != 0 {
+	run.Signal(syscall.SIGTERM)
+	if code := run.Wait(30 * time.Second); code != 0 {
 		t.Fatalf("run exited %d after SIGTERM", code)
 	}
 }

@@ -61,8 +61,8 @@ func TestConfigAPILoss(t *testing.T) {
 			}
 			return nil
 		}})
-	api.signal(syscall.SIGKILL)
-	api.wait(10 * time.Second)
+	api.Signal(syscall.SIGKILL)
+	api.Wait(10 * time.Second)
 	down := time.Now()
 	waitFor(t, outage, "sync /readyz to report staleness", func() bool {
 		code, body := httpGet(plainClient, syncAdmin+"/readyz")
@@ -74,8 +74,8 @@ func TestConfigAPILoss(t *testing.T) {
 		return errorsDuring > errorsBefore
 	})
 	r := load()
-	if syncer.exited() {
-		t.Fatalf("sync exited during the config API outage:\n%s", syncer.output())
+	if syncer.Exited() {
+		t.Fatalf("sync exited during the config API outage:\n%s", syncer.Output())
 	}
 	if data, err := os.ReadFile(a.config); err != nil || !strings.Contains(string(data), "before the outage") {
 		t.Fatalf("app config during the outage = %q (%v), want the last good one", data, err)

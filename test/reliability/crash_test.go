@@ -54,8 +54,8 @@ func TestConfigAPICrashLosesNoAcknowledgedVersion(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		api.signal(syscall.SIGKILL)
-		api.wait(10 * time.Second)
+		api.Signal(syscall.SIGKILL)
+		api.Wait(10 * time.Second)
 		stop.Store(true)
 		wg.Wait()
 	}
@@ -177,7 +177,7 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 	// mostly before the write.
 	syncArgs := []string{"outrigger", "sync", "--once", "--source", "file://" + src, "--dest", dest, "--format", "json", "--admin", ""}
 	t0 := time.Now()
-	if code := start(t, "sync timing run", syncArgs).wait(60 * time.Second); code != 0 {
+	if code := start(t, "sync timing run", syncArgs).Wait(60 * time.Second); code != 0 {
 		t.Fatalf("sync --once exited %d", code)
 	}
 	full := time.Since(t0)
@@ -213,10 +213,10 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 		p := start(t, fmt.Sprintf("sync #%d", gen), syncArgs)
 		if gen%3 != 0 {
 			deadline := time.Now().Add(30 * time.Second)
-			for !newTemp() && !p.exited() && time.Now().Before(deadline) {
+			for !newTemp() && !p.Exited() && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Microsecond)
 			}
-			if !p.exited() {
+			if !p.Exited() {
 				midWrite++
 			}
 			if gen%2 == 0 { // else kill at once, inside the write
@@ -225,12 +225,12 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 		} else {
 			time.Sleep(time.Duration(rand.Int64N(int64(min(full, time.Second)))))
 		}
-		if p.exited() {
+		if p.Exited() {
 			completed++
 		} else {
 			killed++
 		}
-		p.kill()
+		p.Kill()
 		newTemp()
 		if strings.Contains(generation(), fmt.Sprintf(`"generation %d"`, gen)) {
 			landed++
@@ -255,8 +255,8 @@ func TestSyncCrashNeverLeavesPartialFile(t *testing.T) {
 	// one may belong to a live writer), so they are counted, not failed; the
 	// destination itself must never be one.
 	p := start(t, "sync final", syncArgs)
-	if code := p.wait(60 * time.Second); code != 0 {
-		t.Fatalf("final sync --once exited %d:\n%s", code, p.output())
+	if code := p.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("final sync --once exited %d:\n%s", code, p.Output())
 	}
 	b, err := os.ReadFile(dest)
 	if err != nil || !strings.Contains(string(b[:min(len(b), 200)]), fmt.Sprintf("generation %d", kills)) {

@@ -64,8 +64,8 @@ func TestEtcdMemberLoss(t *testing.T) {
 	waitFor(t, 30*time.Second, "sync to write v5 pushed to B", destHas("v5 pushed to B"))
 	reportCounts(t, "etcd-member-loss", 4, 0, fmt.Sprintf("3 pushes to A and 1 to B after stopping member 0 of 3, all delivered through B's watch in %v", time.Since(begin).Round(time.Millisecond)))
 	for _, s := range []*configServer{a, b} {
-		if s.exited() {
-			t.Fatalf("config serve %s exited after an etcd member loss:\n%s", s.listen, s.output())
+		if s.Exited() {
+			t.Fatalf("config serve %s exited after an etcd member loss:\n%s", s.listen, s.Output())
 		}
 		vs, err := history(s.url, "app")
 		if err != nil || len(vs) != 5 {

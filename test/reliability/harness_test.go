@@ -18,11 +18,9 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,12 +29,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/loadgen"
 	"github.com/outrigger-sidecar/outrigger/internal/testutil/freeport"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/proctest"
 )
 
 // bin is the outrigger binary, built on first use and shared by all tests;
@@ -94,26 +92,8 @@ func goBuild(out, pkg string) error {
 	return build.Run()
 }
 
-// proc is a child process whose output is captured for assertions and
-// printed when the test fails.
-type proc struct {
-	t    testing.TB
-	name string
-	argv []string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-type lockedWriter struct{ p *proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.out.Write(b)
-}
+// proc is a child process (internal/testutil/proctest).
+type proc = proctest.Proc
 
 // start runs argv ("outrigger" as argv[0] means the built binary, "app" the
 // legacy app) and registers cleanup that kills it.
@@ -126,79 +106,7 @@ func start(t testing.TB, name string, argv []string, env ...string) *proc {
 	case "app":
 		argv = append(append([]string{}, appCmd...), argv[1:]...)
 	}
-	p := &proc{t: t, name: name, argv: argv, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			out := p.output()
-			if len(out) > 8000 {
-				out = "…" + out[len(out)-8000:]
-			}
-			t.Logf("--- output of %s (%v):\n%s", name, argv, out)
-		}
-	})
-	return p
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) signal(s syscall.Signal) {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(s)
-	}
-}
-
-// kill sends SIGKILL to the process group and waits for the exit.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.t.Fatalf("%s did not exit within %v; output:\n%s", p.name, timeout, p.output())
-	}
-	var ee *exec.ExitError
-	switch {
-	case p.err == nil:
-		return 0
-	case errors.As(p.err, &ee):
-		return ee.ExitCode()
-	}
-	return -1
+	return proctest.Start(t, name, argv, env...)
 }
 
 // waitFor polls cond until it is true or the deadline passes.

@@ -225,8 +225,8 @@ func TestHostileInputToProxy(t *testing.T) {
 			t.Fatalf("after garbage handshakes GET = %d, want 200", code)
 		}
 	})
-	if p.exited() {
-		t.Fatalf("proxy exited:\n%s", p.output())
+	if p.Exited() {
+		t.Fatalf("proxy exited:\n%s", p.Output())
 	}
 }
 

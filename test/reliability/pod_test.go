@@ -44,10 +44,10 @@ func startApp(t testing.TB, dir, addr, greeting string) *app {
 	a.proc = start(t, "legacy app", []string{"app", "--listen", addr, "--config", a.config, "--pid-file", a.pidFile})
 	waitFor(t, startTimeout, "the legacy app on "+addr, func() bool {
 		code, _ := httpGet(plainClient, "http://"+addr+"/healthz")
-		return code == http.StatusOK || a.exited()
+		return code == http.StatusOK || a.Exited()
 	})
-	if a.exited() {
-		t.Fatalf("legacy app exited at start:\n%s", a.output())
+	if a.Exited() {
+		t.Fatalf("legacy app exited at start:\n%s", a.Output())
 	}
 	return a
 }
@@ -70,10 +70,10 @@ func startProxy(t testing.TB, listen, upstream string, tlsConf *tls.Config, extr
 	c := httpsClient(tlsConf)
 	waitFor(t, startTimeout, "the proxy on "+listen, func() bool {
 		code, _ := httpGet(c, p.url+"/healthz")
-		return code > 0 || p.exited()
+		return code > 0 || p.Exited()
 	})
-	if p.exited() {
-		t.Fatalf("proxy exited at start:\n%s", p.output())
+	if p.Exited() {
+		t.Fatalf("proxy exited at start:\n%s", p.Output())
 	}
 	return p
 }
@@ -96,10 +96,10 @@ func startConfigServe(t testing.TB, listen, dataDir string, extra ...string) *co
 	s.proc = start(t, "config serve "+listen, append(args, extra...))
 	waitFor(t, startTimeout, "config serve on "+listen, func() bool {
 		code, _ := httpGet(plainClient, s.url+"/readyz")
-		return code == http.StatusOK || s.exited()
+		return code == http.StatusOK || s.Exited()
 	})
-	if s.exited() {
-		t.Fatalf("config serve exited at start:\n%s", s.output())
+	if s.Exited() {
+		t.Fatalf("config serve exited at start:\n%s", s.Output())
 	}
 	return s
 }

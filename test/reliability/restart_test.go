@@ -46,8 +46,8 @@ func TestAppRestartUnderLoad(t *testing.T) {
 			loadNew := goLoad(t, loadgen.Options{URL: p.url + "/", Concurrency: 1, Duration: dur,
 				TLSConfig: insecureTLS(), NewConnPerRequest: true})
 			time.Sleep(time.Second)
-			a.signal(syscall.SIGKILL)
-			a.wait(10 * time.Second)
+			a.Signal(syscall.SIGKILL)
+			a.Wait(10 * time.Second)
 			killed := time.Now()
 			time.Sleep(300 * time.Millisecond)
 			startApp(t, dir, appAddr, "hello restart")
@@ -107,8 +107,8 @@ func TestRollingShutdown(t *testing.T) {
 		TLSConfig: insecureTLS(), NewConnPerRequest: true})
 	slow := goLoad(t, loadgen.Options{URL: url + "/slow?d=1500ms", Concurrency: 4, Duration: dur, TLSConfig: insecureTLS()})
 	time.Sleep(1500 * time.Millisecond)
-	a.signal(syscall.SIGTERM)
-	if code := a.wait(30 * time.Second); code != 0 {
+	a.Signal(syscall.SIGTERM)
+	if code := a.Wait(30 * time.Second); code != 0 {
 		t.Errorf("proxy A exited %d after SIGTERM, want 0", code)
 	}
 	r, rn, rs := load(), loadNew(), slow()
@@ -122,8 +122,8 @@ func TestRollingShutdown(t *testing.T) {
 		t.Logf("a client saw %d failed requests of %d during the rolling shutdown (errors %v %v, samples %q %q)",
 			r.Failed+rn.Failed, r.Sent+rn.Sent, r.Errors, rn.Errors, r.ErrorSamples, rn.ErrorSamples)
 	}
-	if b.exited() {
-		t.Fatalf("proxy B exited during A's shutdown:\n%s", b.output())
+	if b.Exited() {
+		t.Fatalf("proxy B exited during A's shutdown:\n%s", b.Output())
 	}
 	if code, _ := httpGet(httpsClient(insecureTLS()), url+"/"); code != http.StatusOK {
 		t.Errorf("after A exited, GET through the shared port = %d, want 200 from B", code)

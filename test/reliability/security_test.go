@@ -170,13 +170,13 @@ func TestSecurityDefaults(t *testing.T) {
 				var listening, exposed bool
 				waitFor(t, startTimeout, fmt.Sprintf("%s's default admin listener on port %d", tc.role, tc.port), func() bool {
 					listening, exposed = listensOn(t, tc.port)
-					return listening || p.exited()
+					return listening || p.Exited()
 				})
-				if p.exited() {
-					if strings.Contains(p.output(), "address already in use") {
+				if p.Exited() {
+					if strings.Contains(p.Output(), "address already in use") {
 						t.Skipf("port %d was taken meanwhile", tc.port)
 					}
-					t.Fatalf("%s exited:\n%s", tc.role, p.output())
+					t.Fatalf("%s exited:\n%s", tc.role, p.Output())
 				}
 				if exposed {
 					t.Fatalf("%s's default admin listener on port %d is bound beyond loopback", tc.role, tc.port)
@@ -191,10 +191,10 @@ func TestSecurityDefaults(t *testing.T) {
 		for _, addr := range []string{"192.0.2.1:7700", "[2001:db8::1]:7700", "example.com:7700"} {
 			p := start(t, "config serve "+addr, []string{"outrigger", "config", "serve", "--listen", addr,
 				"--data", filepath.Join(t.TempDir(), "data")})
-			if code := p.wait(20 * time.Second); code != 2 {
-				t.Errorf("config serve --listen %s without --tokens exited %d, want 2:\n%s", addr, code, p.output())
-			} else if !strings.Contains(p.output(), "--tokens") {
-				t.Errorf("config serve --listen %s: message does not name --tokens:\n%s", addr, p.output())
+			if code := p.Wait(20 * time.Second); code != 2 {
+				t.Errorf("config serve --listen %s without --tokens exited %d, want 2:\n%s", addr, code, p.Output())
+			} else if !strings.Contains(p.Output(), "--tokens") {
+				t.Errorf("config serve --listen %s: message does not name --tokens:\n%s", addr, p.Output())
 			}
 		}
 	})
@@ -229,8 +229,8 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 		cli := start(t, "config push", []string{"outrigger", "config", "push", "app", writeTemp(t, dir, "v3.json", appConfig("v3", true)),
 			"--server", api.url, "--token", token})
-		if code := cli.wait(30 * time.Second); code != 0 {
-			t.Fatalf("config push exited %d:\n%s", code, cli.output())
+		if code := cli.Wait(30 * time.Second); code != 0 {
+			t.Fatalf("config push exited %d:\n%s", code, cli.Output())
 		}
 		syncAdmin := freeAddr(t)
 		dest := filepath.Join(dir, "app.json")
@@ -245,10 +245,10 @@ func TestSecurityDefaults(t *testing.T) {
 			"--token", wrong, "--dest", filepath.Join(dir, "other.json"), "--format", "json", "--admin", "", "--log-level", "debug"})
 		time.Sleep(2 * time.Second)
 		places := map[string]string{
-			"config serve logs":     api.output(),
-			"config push output":    cli.output(),
-			"sync logs":             syncer.output(),
-			"wrong-token sync logs": badSync.output(),
+			"config serve logs":     api.Output(),
+			"config push output":    cli.Output(),
+			"sync logs":             syncer.Output(),
+			"wrong-token sync logs": badSync.Output(),
 		}
 		for name, url := range map[string]string{
 			"config API /metrics":               api.url + "/metrics",

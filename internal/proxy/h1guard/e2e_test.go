@@ -464,3 +464,38 @@ func TestEndToEndRefusedUpgradeResumesScanning(t *testing.T) {
 		t.Fatalf("handler invoked %d times for the probe", n)
 	}
 }
+
+// TestEndToEndBodyViolationBeforeAnyResponse: a chunk-framing violation
+// found while the handler reads the body, before the handler wrote
+// anything, is answered with the guard's 400 — not with whatever net/http
+// sends for a handler that gives up silently (an empty 200).
+func TestEndToEndBodyViolationBeforeAnyResponse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // fails; the handler writes nothing
+		}),
+		ConnState: ConnState(nil),
+	}
+	go func() { _ = srv.Serve(WrapListener(l, Options{})) }()
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400 from the guard", resp.StatusCode)
+	}
+}

@@ -158,15 +158,21 @@ func TestHandoverDifferentListen(t *testing.T) {
 	if !strings.Contains(logs.String(), "different --listen") {
 		t.Errorf("successor did not explain why it bound its own socket:\n%s", logs.String())
 	}
+	assertStillServing(t, a, "after a declined handover")
+}
+
+// assertStillServing fails unless the proxy of e keeps running and serving.
+func assertStillServing(t *testing.T, e *env, when string) {
+	t.Helper()
 	time.Sleep(200 * time.Millisecond)
 	select {
-	case err := <-a.done:
-		t.Fatalf("first proxy stopped (%v) although nothing was taken over", err)
+	case err := <-e.done:
+		t.Fatalf("proxy stopped (%v) %s", err, when)
 	default:
 	}
-	resp, _ := get(t, a.client(a.clientTLS(), false), "https://"+a.addr()+"/", nil)
+	resp, _ := get(t, e.client(e.clientTLS(), false), "https://"+e.addr()+"/", nil)
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("first proxy after a declined handover: %d", resp.StatusCode)
+		t.Errorf("proxy %s: GET = %d", when, resp.StatusCode)
 	}
 }
 
@@ -197,16 +203,7 @@ func TestHandoverHostilePeers(t *testing.T) {
 	_ = in.listen.Close()
 	in.release()
 
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case err := <-a.done:
-		t.Fatalf("proxy stopped (%v) after hostile handover peers", err)
-	default:
-	}
-	resp, _ := get(t, a.client(a.clientTLS(), false), "https://"+a.addr()+"/", nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("proxy after hostile handover peers: %d", resp.StatusCode)
-	}
+	assertStillServing(t, a, "after hostile handover peers")
 }
 
 // TestHandoverPathNotASocket: a regular file at the path is neither removed
@@ -218,10 +215,7 @@ func TestHandoverPathNotASocket(t *testing.T) {
 	}
 	a := newEnv(t, func(c *Config) { c.HandoverSocket = sock })
 	a.waitReady()
-	resp, _ := get(t, a.client(a.clientTLS(), false), "https://"+a.addr()+"/", nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET = %d", resp.StatusCode)
-	}
+	assertStillServing(t, a, "with a regular file at --handover-socket")
 	if b, err := os.ReadFile(sock); err != nil || string(b) != "keep me" {
 		t.Errorf("regular file at --handover-socket was touched: %q %v", b, err)
 	}

@@ -232,12 +232,21 @@ func serve(ctx context.Context, logger *slog.Logger, common commonFlags, reg *pr
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
+	// A role that finishes by itself (the proxy after handing its sockets
+	// to a new process over --handover-socket) takes the others down with
+	// it, so a new process is not running beside half of an old one.
+	rctx, stopRoles := context.WithCancel(gctx)
+	defer stopRoles()
 	var budget time.Duration
 	for _, r := range roles {
 		budget = max(budget, r.drain)
 		g.Go(func() error {
-			if err := r.run(gctx); err != nil {
+			if err := r.run(rctx); err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			if rctx.Err() == nil && len(roles) > 1 {
+				logger.Info("role finished; stopping the others", "role", r.name)
+				stopRoles()
 			}
 			return nil
 		})

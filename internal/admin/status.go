@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,7 +27,13 @@ type statusDoc struct {
 // row is one line of the HTML status table.
 type row struct{ Key, Value string }
 
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
+// statusPage is parsed on the first /status request, not at package init:
+// every role links this package, and few ever serve the page.
+var statusPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("status").Parse(statusHTML))
+})
+
+const statusHTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Outrigger status{{with .Host}} · {{.}}{{end}}</title>
@@ -48,7 +55,7 @@ td.v{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-al
 {{end}}</table>{{end}}
 <p><small>{{.Time.Format "2006-01-02T15:04:05Z07:00"}} · <a href="?format=json">JSON</a> · <a href="/readyz?verbose">/readyz</a> · <a href="/metrics">/metrics</a></small></p>
 </body></html>
-`))
+`
 
 // status serves the status page: HTML for browsers, JSON on request.
 func status(checks []Check, snapshot func() any, log *slog.Logger) http.HandlerFunc {
@@ -81,7 +88,7 @@ func status(checks []Check, snapshot func() any, log *slog.Logger) http.HandlerF
 			Rows []row
 		}{statusDoc: doc, Host: host, Rows: flatten(raw)}
 		var b bytes.Buffer
-		if err := statusPage.Execute(&b, data); err != nil {
+		if err := statusPage().Execute(&b, data); err != nil {
 			log.Error("admin: status page", "err", err)
 			http.Error(w, "status page failed", http.StatusInternalServerError)
 			return

@@ -13,7 +13,7 @@ import (
 // against linking text/template again. A binary that can reach
 // reflect.Value.MethodByName, as text/template does, keeps every exported
 // method of every type because the linker cannot tell which ones a template
-// might call: that was 3 MB of code and tables and ~2.6 MiB of resident
+// might call: that was 3 MB of code and tables and ~2.5 MiB of resident
 // memory in every role (docs/memory.md). golang.org/x/net/trace is how gRPC
 // links html/template; the tag leaves it out.
 func TestReleaseBuildLeavesOutTemplates(t *testing.T) {

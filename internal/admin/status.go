@@ -45,7 +45,7 @@ td.v{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-al
 // ones a template might call. Without it (and with gRPC built with
 // -tags grpcnotrace, which drops golang.org/x/net/trace, the other
 // html/template user) the binary loses 3 MB of code and tables, and every
-// role's resident memory about 2.6 MiB (docs/memory.md).
+// role's resident memory about 2.5 MiB (docs/memory.md).
 func writeStatusHTML(b *bytes.Buffer, doc statusDoc, host string, rows []row) {
 	esc := html.EscapeString
 	b.WriteString("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n" +

@@ -21,7 +21,6 @@ import (
 	"github.com/outrigger-sidecar/outrigger/internal/admin"
 	"github.com/outrigger-sidecar/outrigger/internal/cli"
 	"github.com/outrigger-sidecar/outrigger/internal/memlimit"
-	"github.com/outrigger-sidecar/outrigger/internal/pageout"
 )
 
 // commonFlags are the flags every long-running command has.
@@ -180,13 +179,6 @@ type role struct {
 // outlasting its budget, returns at once with an error.
 func serve(ctx context.Context, logger *slog.Logger, common commonFlags, reg *prometheus.Registry, roles []role) error {
 	memlimit.Apply(logger)
-	// Every role is built, so package initialisation is over: give back the
-	// binary's pages only it touched (internal/pageout).
-	if before, after, err := pageout.Release(); err != nil {
-		logger.Debug("could not release start-up pages of the binary", "err", err)
-	} else {
-		logger.Debug("released start-up pages of the binary", "resident_before_kib", before>>10, "resident_after_kib", after>>10)
-	}
 
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()

@@ -19,10 +19,13 @@ import (
 // last stream served) tells clients what to retry.
 type freshConns struct {
 	n     atomic.Int64
-	marks sync.Map // net.Conn → *freshMark
+	marks sync.Map // net.Conn → *freshMark, while fresh
 }
 
-type freshMark struct{ done atomic.Bool }
+type freshMark struct {
+	done atomic.Bool
+	conn net.Conn
+}
 
 type freshKey struct{}
 
@@ -32,7 +35,7 @@ func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Contex
 	if _, h2 := c.(*tls.Conn); h2 {
 		return ctx // h1guard hands h2 connections over as *tls.Conn
 	}
-	m := &freshMark{}
+	m := &freshMark{conn: c}
 	f.n.Add(1)
 	f.marks.Store(c, m)
 	return context.WithValue(ctx, freshKey{}, m)
@@ -43,6 +46,7 @@ func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Contex
 func (f *freshConns) served(r *http.Request) {
 	if m, ok := r.Context().Value(freshKey{}).(*freshMark); ok && !m.done.Load() && m.done.CompareAndSwap(false, true) {
 		f.n.Add(-1)
+		f.marks.Delete(m.conn)
 	}
 }
 

@@ -42,6 +42,8 @@ fi
 	echo "RSS is the sum of VmRSS over the candidate's processes (nginx: master + worker): idle = 1 s after start and one"
 	echo "request; loaded = the largest 0.5 s sample during the h1 1 KiB run; then with ${IDLE_CONNS:-1000} idle keep-alive TLS"
 	echo "connections open (\`bench/idleconns\`). \"direct\" is plain HTTP to the backend (its \"new conn/s\" are TCP, not TLS)."
+	echo "\"Of which anonymous\" is the RssAnon part (heap, stacks, buffers): VmRSS minus the pages of the executable and its"
+	echo "shared libraries, which nginx and HAProxy count once per process and a static Go binary counts in its own file pages."
 	echo
 	cat "$RESULTS/table.md"
 	echo

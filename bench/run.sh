@@ -113,13 +113,14 @@ stop() {
 	PIDS=("${keep[@]}")
 }
 
-# rss_kib PID: VmRSS of PID and all its descendants, in KiB.
+# rss_kib PID [FIELD]: VmRSS (or another /proc/PID/status field in kB, e.g.
+# RssAnon) of PID and all its descendants, in KiB.
 rss_kib() {
-	local todo=("$1") sum=0 p kids rss
+	local todo=("$1") field=${2:-VmRSS} sum=0 p kids rss
 	while ((${#todo[@]})); do
 		p=${todo[0]}
 		todo=("${todo[@]:1}")
-		rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+		rss=$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || true)
 		sum=$((sum + ${rss:-0}))
 		kids=$(pgrep -P "$p" || true)
 		for k in $kids; do todo+=("$k"); done
@@ -372,7 +373,10 @@ run_candidate() {
 		return 0
 	fi
 	sleep 1
-	echo "idle_kib $(rss_kib "$CAND_PID")" >"$base.rss.txt"
+	{
+		echo "idle_kib $(rss_kib "$CAND_PID")"
+		echo "idle_anon_kib $(rss_kib "$CAND_PID" RssAnon)"
+	} >"$base.rss.txt"
 	# Warm-up (discarded): connections, TLS session caches, upstream pools, heaps.
 	taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "$URL/1k" >/dev/null 2>&1 || true
 
@@ -420,6 +424,7 @@ run_candidate() {
 			sleep 1
 			{
 				echo "conns_kib $(rss_kib "$CAND_PID")"
+				echo "conns_anon_kib $(rss_kib "$CAND_PID" RssAnon)"
 				echo "conns $IDLE_CONNS"
 			} >>"$base.rss.txt"
 		else

@@ -25,6 +25,8 @@ const (
 	mRSSIdle
 	mRSSLoad
 	mRSSConns
+	mAnonIdle
+	mAnonConns
 	nMetrics
 )
 
@@ -151,6 +153,12 @@ func (s *summary) add(c *candidate, scenario, text string) error {
 			c.samples[mRSSConns] = append(c.samples[mRSSConns], r.Conns/kib)
 			s.Conns = max(s.Conns, r.N)
 		}
+		if r.IdleAnon > 0 {
+			c.samples[mAnonIdle] = append(c.samples[mAnonIdle], r.IdleAnon/kib)
+		}
+		if r.ConnsAnon > 0 {
+			c.samples[mAnonConns] = append(c.samples[mAnonConns], r.ConnsAnon/kib)
+		}
 	default:
 		return fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -197,8 +205,8 @@ func (s *summary) markdown() string {
 	if s.Conns > 0 {
 		conns = fmt.Sprintf("%s idle TLS conns", group(float64(s.Conns)))
 	}
-	fmt.Fprintf(&b, "| candidate | h1 1 KiB req/s | ×%[1]s | p50 / p99 ms | h1 64 KiB req/s | ×%[1]s | p50 / p99 ms | new TLS conn/s | ×%[1]s | h2 1 KiB req/s | ×%[1]s | RSS MiB idle / loaded / %[2]s |\n", base, conns)
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| candidate | h1 1 KiB req/s | ×%[1]s | p50 / p99 ms | h1 64 KiB req/s | ×%[1]s | p50 / p99 ms | new TLS conn/s | ×%[1]s | h2 1 KiB req/s | ×%[1]s | RSS MiB idle / loaded / %[2]s | of which anonymous: idle / %[2]s |\n", base, conns)
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range s.Candidates {
 		label := c.Label
 		if c.Errors > 0 {
@@ -214,7 +222,7 @@ func (s *summary) markdown() string {
 				cells = append(cells, s.pair(c, mP50of64k, mP99of64k, "%.2f"))
 			}
 		}
-		cells = append(cells, s.triple(c))
+		cells = append(cells, s.triple(c), s.pair(c, mAnonIdle, mAnonConns, "%.1f"))
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
 	// Say what h2load negotiated, so "TLS 1.3 everywhere" is checked, not assumed.

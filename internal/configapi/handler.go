@@ -97,6 +97,7 @@ func newAPIHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) 
 		a.hub.shutdown()
 		cancel()
 		<-done
+		a.hub.parkWG.Wait() // parked watchers answered 304 and closed
 	}
 
 	mux := http.NewServeMux()

@@ -79,6 +79,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
+	} else {
+		// Plain HTTP: long polls park outside net/http while they wait
+		// (park.go) and come back through this listener.
+		rl := newRelistener(ln)
+		a.hub.conns = rl
+		a.hub.idle = serverIdleTimeout
+		ln = rl
 	}
 	s.ln = ln
 	s.srv = &http.Server{
@@ -87,12 +94,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ReadTimeout:       60 * time.Second,
 		// Long polls hold the response open for up to --max-wait.
 		WriteTimeout:   cfg.MaxWait + 30*time.Second,
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    serverIdleTimeout,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
+
+// serverIdleTimeout is how long a keep-alive connection may sit idle.
+const serverIdleTimeout = 2 * time.Minute
 
 // openStore opens the store the flags select.
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {

@@ -24,10 +24,18 @@ type wave struct {
 	pending atomic.Int64
 	drained chan struct{} // closed when pending reaches 0 or the cap passes
 	once    sync.Once
+
+	// Parked watchers (park.go) of the state: answered by a hub worker
+	// when the state is superseded; answered is closed when they all
+	// are.
+	pmu      sync.Mutex
+	parked   []*parked
+	pclosed  bool // superseded: no more parking here
+	answered chan struct{}
 }
 
 func newWave() *wave {
-	w := &wave{drained: make(chan struct{})}
+	w := &wave{drained: make(chan struct{}), answered: make(chan struct{})}
 	w.pending.Store(1)
 	return w
 }
@@ -61,6 +69,27 @@ func (w *wave) finish() { w.once.Do(func() { close(w.drained) }) }
 func (w *wave) supersede() {
 	time.AfterFunc(waveHoldMax, w.finish)
 	w.leave()
+}
+
+// addParked lists p for the answer; false if the wave was superseded.
+func (w *wave) addParked(p *parked) bool {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	if w.pclosed {
+		return false
+	}
+	w.parked = append(w.parked, p)
+	return true
+}
+
+// takeParked closes the wave to parking and returns its parked watchers.
+func (w *wave) takeParked() []*parked {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	w.pclosed = true
+	ps := w.parked
+	w.parked = nil
+	return ps
 }
 
 // hold is called by a woken watcher after its answer is flushed: it leaves

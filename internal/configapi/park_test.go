@@ -1,0 +1,268 @@
+package configapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/store"
+)
+
+// serveParking serves a handler over st the way Server does (watchers
+// park, connections come back through a relistener), so that it can share
+// one store with a handler-path server in the same test.
+func serveParking(t testing.TB, st store.Store) (addr string, a *api) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	a, h, stop, err := newAPIHandler(st, DefaultConfig(), Deps{Registry: reg, Gatherer: reg}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := newRelistener(ln)
+	a.hub.conns = rl
+	a.hub.idle = serverIdleTimeout
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: serverIdleTimeout}
+	go func() { _ = srv.Serve(rl) }()
+	t.Cleanup(func() {
+		stop()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return ln.Addr().String(), a
+}
+
+// rawConn is a test client on one keep-alive connection that returns
+// responses as the bytes on the wire.
+type rawConn struct {
+	t  testing.TB
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (r *rawConn) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func longPoll(path string, have int64, wait string) string {
+	return fmt.Sprintf("GET %s?wait=%s HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"%d\"\r\n\r\n", path, wait, have)
+}
+
+// read reads one response (Content-Length framed or bodiless) as raw
+// bytes, within 30 s (a deadlock guard).
+func (r *rawConn) read() string {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var b strings.Builder
+	code, clen := 0, 0
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			r.t.Fatalf("reading response: %v (so far %q)", err, b.String())
+		}
+		b.WriteString(line)
+		if code == 0 {
+			code, _ = strconv.Atoi(strings.Fields(line)[1])
+			continue
+		}
+		if line == "\r\n" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			clen, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	body := make([]byte, clen)
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		r.t.Fatalf("reading body: %v", err)
+	}
+	b.Write(body)
+	return b.String()
+}
+
+var dateLine = regexp.MustCompile(`(?m)^Date: [^\r]*\r\n`)
+
+// TestParkedAnswersMatchHandler: a parked watcher gets, byte for byte
+// (but the Date), what the same watch served in its handler gets: the
+// pushed version, the 304 at the wait's end, and the 200 at once when it
+// is already behind.
+func TestParkedAnswersMatchHandler(t *testing.T) {
+	st := openBolt(t)
+	h, _, err := NewHandler(st, DefaultConfig(), Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.TrimPrefix(serveHandler(t, h), "http://")
+	parkAddr, pa := serveParking(t, st)
+	doURL(t, http.DefaultClient, "http://"+parkAddr, withHdr(put("/v1/configs/app", "application/json", `{"a":1}`), "X-Outrigger-Author", "ops"))
+
+	cases := []struct {
+		name string
+		req  string
+		push bool
+	}{
+		{name: "woken by a push", req: longPoll("/v1/configs/app", 1, "60s"), push: true},
+		{name: "wait ends", req: longPoll("/v1/configs/app", 2, "1s")},
+		{name: "already behind", req: longPoll("/v1/configs/app", 1, "60s")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, hc := dialRaw(t, parkAddr), dialRaw(t, plain)
+			pc.send(tc.req)
+			hc.send(tc.req)
+			if tc.push {
+				waitFor(t, func() bool { return pa.hub.entryWaiters("app") == 1 })
+				doURL(t, http.DefaultClient, "http://"+parkAddr, withHdr(put("/v1/configs/app", "application/json", `{"a":2}`), "X-Outrigger-Author", "ops"))
+			}
+			got, want := dateLine.ReplaceAllString(pc.read(), ""), dateLine.ReplaceAllString(hc.read(), "")
+			if got != want {
+				t.Fatalf("parked answer\n%q\nhandler answer\n%q", got, want)
+			}
+		})
+	}
+}
+
+// entryWaiters is how many watchers wait on name (0 if none).
+func (h *hub) entryWaiters(name string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.entries[name]; e != nil {
+		return e.waiters.Load()
+	}
+	return 0
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30s (deadlock guard)")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestParkedConnectionLifecycle: after a parked watch, the connection
+// serves its next requests (other endpoints and another parked watch);
+// every watch is counted and logged when it ends; a pipelined request
+// ends the wait at once; a client that leaves is released; shutdown
+// answers 304 and closes.
+func TestParkedConnectionLifecycle(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.do(t, put("/v1/configs/app", "text/plain", "one"))
+	addr := strings.TrimPrefix(ts.url, "http://")
+	count := func(code string) float64 {
+		return counterValue(t, ts, "outrigger_config_requests_total", "code", code)
+	}
+	hub := ts.srv.api.hub
+
+	c := dialRaw(t, addr)
+	ok0, nm0 := count("200"), count("304")
+	c.send(longPoll("/v1/configs/app", 1, "60s"))
+	waitWatchers(t, ts, 1)
+	ts.do(t, put("/v1/configs/app", "text/plain", "two"))
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(r, "\r\n\r\ntwo") || !strings.Contains(r, "Etag: \"2\"\r\n") {
+		t.Fatalf("woken parked watcher got %q", r)
+	}
+	// The same connection: a plain GET, then another parked watch that
+	// ends with its wait.
+	c.send("GET /v1/configs/app HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(r, "two") {
+		t.Fatalf("GET after a parked watch got %q", r)
+	}
+	c.send(longPoll("/v1/configs/app", 2, "1s"))
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 Not Modified\r\n") || !strings.Contains(r, "Etag: \"2\"\r\n") {
+		t.Fatalf("parked watch at its wait's end got %q", r)
+	}
+	waitFor(t, func() bool { return count("200") >= ok0+2 && count("304") >= nm0+1 }) // the parked watch and the GET (PUTs are 201)
+	if !strings.Contains(ts.logs.String(), `"msg":"config api request","method":"GET","path":"/v1/configs/app","status":304`) {
+		t.Errorf("no access log line for the parked watch:\n%s", ts.logs.String())
+	}
+
+	t.Run("pipelined request ends the wait", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		c.send(longPoll("/v1/configs/app", 2, "60s") + "GET /v1/configs/app HTTP/1.1\r\nHost: x\r\n\r\n")
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 ") {
+			t.Fatalf("pipelined watch got %q", r)
+		}
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.HasSuffix(r, "two") {
+			t.Fatalf("pipelined GET got %q", r)
+		}
+	})
+
+	t.Run("client leaves", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		c.send(longPoll("/v1/configs/app", 2, "60s"))
+		waitFor(t, func() bool { return hub.entryWaiters("app") == 1 })
+		_ = c.c.Close()
+		waitFor(t, func() bool { return watchersGauge(t, ts) == 0 && hub.entryWaiters("app") == 0 })
+	})
+
+	t.Run("shutdown answers 304 and closes", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		c.send(longPoll("/v1/configs/app", 2, "300s"))
+		waitWatchers(t, ts, 1)
+		done := make(chan struct{})
+		go func() { ts.stop(); close(done) }()
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 ") {
+			t.Fatalf("parked watch at shutdown got %q", r)
+		}
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Fatalf("connection after the shutdown answer: %v, want EOF", err)
+		}
+		<-done
+	})
+}
+
+// TestParkedFanOut: many parked watchers on their own connections all get
+// each pushed version, re-arming on the same connection.
+func TestParkedFanOut(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.do(t, put("/v1/configs/fan", "text/plain", "v1"))
+	addr := strings.TrimPrefix(ts.url, "http://")
+	const n, pushes = 300, 3
+	cs := make([]*rawConn, n)
+	for i := range cs {
+		cs[i] = dialRaw(t, addr)
+		cs[i].send(longPoll("/v1/configs/fan", 1, "60s"))
+	}
+	for k := 2; k <= pushes+1; k++ {
+		waitWatchers(t, ts, n)
+		ts.do(t, put("/v1/configs/fan", "text/plain", fmt.Sprintf("v%d", k)))
+		for i, c := range cs {
+			r := c.read()
+			if !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.HasSuffix(r, fmt.Sprintf("\r\n\r\nv%d", k)) {
+				t.Fatalf("push %d, watcher %d got %q", k, i, r)
+			}
+			c.send(longPoll("/v1/configs/fan", int64(k), "60s"))
+		}
+	}
+}

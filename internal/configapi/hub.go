@@ -45,6 +45,7 @@ type hub struct {
 	// which parkMu and parkClosed keep from starting after shutdown.
 	conns      parkConns
 	idle       time.Duration // the server's IdleTimeout, for answered parked connections
+	hdrTimeout time.Duration // the server's ReadHeaderTimeout, for re-arms read here (rearm.go)
 	live       sync.Map      // *parked → struct{}: the parked watchers' goroutines, for the shutdown sweep
 	parkMu     sync.RWMutex
 	parkClosed bool

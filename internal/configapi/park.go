@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -129,7 +131,7 @@ func (a *api) tryPark(w http.ResponseWriter, r *http.Request, name string, match
 	}
 	h.live.Store(p, struct{}{})
 	h.park(p)
-	go h.runParked(p)
+	go a.runParked(p)
 	return true
 }
 
@@ -155,18 +157,48 @@ func (h *hub) park(p *parked) {
 	}
 }
 
-// runParked waits until p's connection is readable (the next request, or
-// the client gone) or its read deadline passes (the wait's end, shutdown),
-// then finishes the watch and hands the connection back.
-func (h *hub) runParked(p *parked) {
+// runParked serves a parked watcher's connection: it waits for the
+// watch to end (finishParked), then takes the connection's next request
+// itself when that is another long poll it can park at once (rearm), and
+// otherwise hands the connection back to the http.Server.
+func (a *api) runParked(p *parked) {
+	h := a.hub
 	defer h.parkWG.Done()
+	for {
+		first, keep := h.finishParked(p)
+		if !keep {
+			_ = p.conn.Close()
+			return
+		}
+		next, pre := a.rearm(p, first)
+		if next != nil {
+			p = next
+			continue
+		}
+		if pre == nil {
+			_ = p.conn.Close()
+			return
+		}
+		_ = p.conn.SetDeadline(time.Time{})
+		if !h.conns.give(withPrefix(p.conn, pre)) {
+			_ = p.conn.Close()
+		}
+		return
+	}
+}
+
+// finishParked waits until p's connection is readable (the next request,
+// or the client gone) or its read deadline passes (the wait's end,
+// shutdown), answers it if no worker did, and logs it. keep reports that
+// the connection goes on, with first, the next request's first byte.
+func (h *hub) finishParked(p *parked) (first byte, keep bool) {
 	defer h.live.Delete(p)
 	var b [1]byte
 	n, rerr := p.conn.Read(b[:])
 	var ne net.Error
 	timeout := errors.As(rerr, &ne) && ne.Timeout()
 	status := http.StatusOK
-	keep := true
+	keep = true
 	idleFrom := time.Now()
 	if p.claim.CompareAndSwap(parkWaiting, parkBySelf) {
 		switch {
@@ -211,62 +243,76 @@ func (h *hub) runParked(p *parked) {
 		keep = false
 	default:
 	}
-	if !keep {
-		_ = p.conn.Close()
-		return
-	}
-	_ = p.conn.SetDeadline(time.Time{})
-	if !h.conns.give(withPrefix(p.conn, b[:n:n])) {
-		_ = p.conn.Close()
-	}
+	return b[0], keep
 }
 
 // answerParked writes each parked watcher in ps that still waits its
 // answer: the latest version's content if its condition no longer
-// matches, else it is parked on the newer state. done, if not nil, is
-// closed when all are written.
+// matches, else it is parked on the newer state. w's answered channel
+// (a fresh one if w is nil) is closed when all are written. A large wave
+// is split over one worker per P, so that the answers are written on
+// every CPU the process gets.
 func (h *hub) answerParked(e *entry, ps []*parked, w *wave) {
-	defer func() {
-		if w != nil {
-			close(w.answered)
-		}
-	}()
+	if w == nil {
+		w = &wave{answered: make(chan struct{})}
+	}
+	defer close(w.answered)
 	st := e.state.Load()
-	latest := st.latest
-	var wire []byte
-	now := time.Now()
-	for i, p := range ps {
+	aw := &answerWave{h: h, e: e, w: w, latest: st.latest, changed: st.changed, now: time.Now(), name: ps[0].name}
+	k := min(runtime.GOMAXPROCS(0), (len(ps)+answerChunk-1)/answerChunk)
+	var wg sync.WaitGroup
+	for i := 1; i < k; i++ {
+		part := ps[i*len(ps)/k : (i+1)*len(ps)/k]
+		wg.Go(func() { aw.answer(part) })
+	}
+	aw.answer(ps[:len(ps)/k])
+	wg.Wait()
+}
+
+// answerChunk is the smallest share of a wave worth its own worker.
+const answerChunk = 512
+
+// answerWave is one wave's answer, shared by its workers.
+type answerWave struct {
+	h       *hub
+	e       *entry
+	w       *wave
+	name    string
+	latest  int64
+	changed time.Time
+	now     time.Time
+
+	once sync.Once
+	wire []byte
+}
+
+func (aw *answerWave) answer(ps []*parked) {
+	h, now := aw.h, aw.now
+	for _, p := range ps {
 		if p.claim.Load() != parkWaiting {
 			continue
 		}
-		if p.matches(latest) {
+		if p.matches(aw.latest) {
 			h.park(p) // still matched (a list of ETags): wait on
 			continue
 		}
-		if wire == nil {
-			wire = h.answerWire(e, ps[i].name, latest)
-		}
-		if w == nil {
-			w = &wave{answered: make(chan struct{})}
-		}
+		aw.once.Do(func() { aw.wire = h.answerWire(aw.e, aw.name, aw.latest) })
 		// Set before the claim: the watcher's goroutine reads it once
 		// its own claim has failed.
-		p.in = w
+		p.in = aw.w
 		if !p.claim.CompareAndSwap(parkWaiting, parkByHub) {
 			continue
 		}
-		p.written = writeParked(p.conn, wire) == nil
+		p.written = writeParked(p.conn, aw.wire) == nil
 		p.answeredAt = now
 		if h.idle > 0 && p.written && p.start.Add(p.wait).Sub(now) > h.idle {
 			// Idle from now on: the read deadline is the wait's end;
 			// keep it no later than the server's idle timeout.
 			_ = p.conn.SetReadDeadline(now.Add(h.idle))
 		}
-		if !st.changed.IsZero() {
-			h.m.wake.Observe(time.Since(st.changed).Seconds())
+		if !aw.changed.IsZero() {
+			h.m.wake.Observe(time.Since(aw.changed).Seconds())
 		}
-		// The watcher's goroutine may be blocked in Read: wake it only
-		// if the client does not send its next request itself.
 	}
 }
 

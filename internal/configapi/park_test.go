@@ -35,7 +35,8 @@ func serveParking(t testing.TB, st store.Store) (addr string, a *api) {
 	rl := newRelistener(ln)
 	a.hub.conns = rl
 	a.hub.idle = serverIdleTimeout
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: serverIdleTimeout}
+	a.hub.hdrTimeout = serverReadHeaderTimeout
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: serverReadHeaderTimeout, IdleTimeout: serverIdleTimeout}
 	go func() { _ = srv.Serve(rl) }()
 	t.Cleanup(func() {
 		stop()

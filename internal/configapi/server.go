@@ -85,12 +85,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rl := newRelistener(ln)
 		a.hub.conns = rl
 		a.hub.idle = serverIdleTimeout
+		a.hub.hdrTimeout = serverReadHeaderTimeout
 		ln = rl
 	}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
 		ReadTimeout:       60 * time.Second,
 		// Long polls hold the response open for up to --max-wait.
 		WriteTimeout:   cfg.MaxWait + 30*time.Second,
@@ -101,8 +102,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// serverIdleTimeout is how long a keep-alive connection may sit idle.
-const serverIdleTimeout = 2 * time.Minute
+// serverIdleTimeout is how long a keep-alive connection may sit idle, and
+// serverReadHeaderTimeout how long a request head may take to arrive.
+const (
+	serverIdleTimeout       = 2 * time.Minute
+	serverReadHeaderTimeout = 10 * time.Second
+)
 
 // openStore opens the store the flags select.
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {

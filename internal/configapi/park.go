@@ -2,7 +2,9 @@ package configapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,12 +167,16 @@ func (a *api) runParked(p *parked) {
 	h := a.hub
 	defer h.parkWG.Done()
 	for {
+		// p stays listed for the shutdown sweep until its connection's
+		// next request is read.
 		first, keep := h.finishParked(p)
 		if !keep {
+			h.live.Delete(p)
 			_ = p.conn.Close()
 			return
 		}
 		next, pre := a.rearm(p, first)
+		h.live.Delete(p)
 		if next != nil {
 			p = next
 			continue
@@ -192,7 +198,6 @@ func (a *api) runParked(p *parked) {
 // shutdown), answers it if no worker did, and logs it. keep reports that
 // the connection goes on, with first, the next request's first byte.
 func (h *hub) finishParked(p *parked) (first byte, keep bool) {
-	defer h.live.Delete(p)
 	var b [1]byte
 	n, rerr := p.conn.Read(b[:])
 	var ne net.Error
@@ -321,7 +326,7 @@ func (aw *answerWave) answer(ps []*parked) {
 func (h *hub) answerWire(e *entry, name string, latest int64) []byte {
 	now := time.Now()
 	if latest == 0 {
-		return jsonWire(http.StatusNotFound, `{"error":"config `+strconv.Quote(name)+`: not found"}`, now)
+		return jsonWire(http.StatusNotFound, fmt.Sprintf("config %q: not found", name), now)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.readTO)
 	defer cancel()
@@ -331,7 +336,7 @@ func (h *hub) answerWire(e *entry, name string, latest int64) []byte {
 		if ae.Code >= 500 {
 			h.log.Error("config api: request failed", "method", "GET", "path", "/v1/configs/"+name, "err", ae.Err, "msg", ae.Msg)
 		}
-		return jsonWire(ae.Code, `{"error":`+strconv.Quote(ae.Msg)+`}`, now)
+		return jsonWire(ae.Code, ae.Msg, now)
 	}
 	return r.wire(now)
 }
@@ -347,12 +352,12 @@ func writeParked(c net.Conn, b []byte) error {
 // as accessLog writes them for a watch served in its handler.
 func (h *hub) logParked(p *parked, status int) {
 	h.m.request(http.MethodGet, status).Inc()
-	lvl := slog.LevelDebug
-	if status >= 400 && status != 499 {
-		lvl = slog.LevelInfo
-	}
-	if status >= 500 {
+	lvl := slog.LevelDebug // a long poll's 200 or 304
+	switch {
+	case status >= 500:
 		lvl = slog.LevelError
+	case status >= 400: // 404, or 499 (client gone)
+		lvl = slog.LevelInfo
 	}
 	if !h.log.Enabled(context.Background(), lvl) {
 		return
@@ -428,9 +433,10 @@ func notModifiedWire(latest int64, now time.Time) []byte {
 	return appendWire(make([]byte, 0, 256), http.StatusNotModified, h, now)
 }
 
-// jsonWire is writeJSON's response for an error body.
-func jsonWire(code int, body string, now time.Time) []byte {
-	body += "\n"
+// jsonWire is the response wrap writes for an error message.
+func jsonWire(code int, msg string, now time.Time) []byte {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	body := string(b) + "\n"
 	h := http.Header{
 		"Content-Type":           {"application/json"},
 		"X-Content-Type-Options": {"nosniff"},

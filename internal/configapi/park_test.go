@@ -267,3 +267,92 @@ func TestParkedFanOut(t *testing.T) {
 		}
 	}
 }
+
+// TestParkedRearms: a re-arm on a parked watcher's connection is parked
+// again with its token checked; refused, answered-at-once and
+// connection-closing requests on that connection get the http.Server's
+// own answers.
+func TestParkedRearms(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "tokens.yaml", tokensYAML())
+	ts := startServer(t, func(c *Config) { c.Tokens = file })
+	admin := func(r req) req { return withHdr(r, "Authorization", "Bearer "+adminTok) }
+	ts.do(t, admin(put("/v1/configs/app-x", "text/plain", "v1")))
+	ts.do(t, admin(put("/v1/configs/web2", "text/plain", "w1")))
+	addr := strings.TrimPrefix(ts.url, "http://")
+	hub := ts.srv.api.hub
+	poll := func(name string, have int64, tok, extra string) string {
+		return fmt.Sprintf("GET /v1/configs/%s?wait=60s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nIf-None-Match: \"%d\"\r\n%s\r\n", name, tok, have, extra)
+	}
+	c := dialRaw(t, addr)
+	c.send(poll("app-x", 1, writeTok, ""))
+	for v := 2; v <= 3; v++ { // the first parks through net/http, the second is a re-arm
+		waitFor(t, func() bool { return hub.entryWaiters("app-x") == 1 })
+		ts.do(t, admin(put("/v1/configs/app-x", "text/plain", fmt.Sprintf("v%d", v))))
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.HasSuffix(r, fmt.Sprintf("v%d", v)) {
+			t.Fatalf("push %d: %q", v, r)
+		}
+		if v == 2 {
+			c.send(poll("app-x", 2, writeTok, ""))
+		}
+	}
+	if !strings.Contains(ts.logs.String(), `"status":200,`) || !strings.Contains(ts.logs.String(), `"token":"ci"`) {
+		t.Errorf("parked watches not logged with their token:\n%s", ts.logs.String())
+	}
+	steps := []struct {
+		name, req, want string
+	}{
+		{name: "unknown token", req: poll("app-x", 3, "nope-0123456789abcdef", ""), want: "HTTP/1.1 401 "},
+		{name: "config outside the token's patterns", req: poll("web2", 1, writeTok, ""), want: "HTTP/1.1 403 "},
+		{name: "already behind", req: poll("app-x", 1, writeTok, ""), want: "HTTP/1.1 200 "},
+		{name: "not a long poll", req: "GET /v1/configs/app-x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + writeTok + "\r\n\r\n", want: "HTTP/1.1 200 "},
+	}
+	for _, s := range steps {
+		c.send(s.req)
+		if r := c.read(); !strings.HasPrefix(r, s.want) {
+			t.Fatalf("%s: got %q, want %q…", s.name, r, s.want)
+		}
+	}
+	// A watch that asks to close the connection waits in its handler and
+	// closes after its answer.
+	c.send(poll("app-x", 3, writeTok, "Connection: close\r\n"))
+	waitFor(t, func() bool { return hub.entryWaiters("app-x") == 1 })
+	ts.do(t, admin(put("/v1/configs/app-x", "text/plain", "v4")))
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.Contains(r, "Connection: close\r\n") {
+		t.Fatalf("closing watch: %q", r)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the closing watch: %v, want EOF", err)
+	}
+}
+
+// TestParkedContentReadFailure: when the content read of a new version
+// fails, parked watchers get the handler's 500 and JSON error, a watcher
+// whose ETag list still matches keeps waiting, and the next watch reads
+// again.
+func TestParkedContentReadFailure(t *testing.T) {
+	st := &failingStore{Store: openBolt(t), version: 2}
+	st.fails.Store(1)
+	addr, a := serveParking(t, st)
+	ctx := context.Background()
+	if _, _, err := st.Store.Put(ctx, "app", []byte("v1"), store.PutOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	keeper, c := dialRaw(t, addr), dialRaw(t, addr)
+	keeper.send("GET /v1/configs/app?wait=60s HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"1\", \"2\"\r\n\r\n")
+	c.send(longPoll("/v1/configs/app", 1, "60s"))
+	waitFor(t, func() bool { return a.hub.entryWaiters("app") == 2 })
+	// Written behind the API's back: only the change stream tells the hub.
+	if _, _, err := st.Store.Put(ctx, "app", []byte("v2"), store.PutOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 500 ") || !strings.HasSuffix(r, "\r\n\r\n{\"error\":\"config \\\"app\\\": store error\"}\n") {
+		t.Fatalf("parked watcher during the failed read: %q", r)
+	}
+	c.send(longPoll("/v1/configs/app", 1, "60s"))
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.HasSuffix(r, "v2") {
+		t.Fatalf("watcher after the failed read: %q", r)
+	}
+	if n := a.hub.entryWaiters("app"); n != 1 {
+		t.Fatalf("%d waiters, want the keeper still waiting", n)
+	}
+}

@@ -42,6 +42,11 @@ func (a *api) rearm(p *parked, first byte) (next *parked, pre []byte) {
 	} else {
 		_ = p.conn.SetReadDeadline(time.Time{})
 	}
+	select {
+	case <-h.closing: // the sweep may have run before the deadline was set
+		return nil, nil
+	default:
+	}
 	end := -1
 	for {
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {

@@ -341,10 +341,15 @@ func (h *hub) answerWire(e *entry, name string, latest int64) []byte {
 	return r.wire(now)
 }
 
-// writeParked writes one whole answer to a parked connection.
+// writeParked writes one whole answer to a parked connection: at once
+// when the socket takes it, else within parkWriteTimeout.
 func writeParked(c net.Conn, b []byte) error {
+	n, err := tryWriteNow(c, b)
+	if err != nil || n == len(b) {
+		return err
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(parkWriteTimeout))
-	_, err := c.Write(b)
+	_, err = c.Write(b[n:])
 	return err
 }
 

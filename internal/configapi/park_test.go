@@ -2,6 +2,7 @@ package configapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -355,4 +356,52 @@ func TestParkedContentReadFailure(t *testing.T) {
 	if n := a.hub.entryWaiters("app"); n != 1 {
 		t.Fatalf("%d waiters, want the keeper still waiting", n)
 	}
+}
+
+// TestWriteParked: an answer larger than the socket takes at once (a
+// partial non-blocking write) is finished with a deadline and arrives
+// whole; on a connection without a file descriptor it is written the
+// ordinary way.
+func TestWriteParked(t *testing.T) {
+	msg := []byte(strings.Repeat("0123456789abcdef", 1<<20/16))
+	check := func(t *testing.T, w, r net.Conn) {
+		t.Helper()
+		got := make(chan []byte, 1)
+		go func() {
+			time.Sleep(50 * time.Millisecond) // let the write fill the buffers first
+			b, _ := io.ReadAll(io.LimitReader(r, int64(len(msg))))
+			got <- b
+		}()
+		if err := writeParked(w, msg); err != nil {
+			t.Fatalf("writeParked: %v", err)
+		}
+		if b := <-got; !bytes.Equal(b, msg) {
+			t.Fatalf("read %d bytes, want the %d written", len(b), len(msg))
+		}
+	}
+	t.Run("tcp", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_ = s.(*net.TCPConn).SetWriteBuffer(4096) // 1 MiB does not fit at once
+		check(t, withPrefix(s, nil), c)
+	})
+	t.Run("pipe", func(t *testing.T) {
+		w, r := net.Pipe()
+		defer w.Close()
+		defer r.Close()
+		check(t, w, r)
+	})
 }

@@ -68,6 +68,10 @@ type parked struct {
 
 	// For the access log line written when the watch ends.
 	path, remote, token string
+
+	// rbuf takes the start of the connection's next request: usually
+	// all of a re-arm, in the read that wakes the watcher.
+	rbuf [rearmFirstRead]byte
 }
 
 // parkConns is how the api hands connections back to its http.Server;
@@ -196,10 +200,10 @@ func (a *api) runParked(p *parked) {
 // finishParked waits until p's connection is readable (the next request,
 // or the client gone) or its read deadline passes (the wait's end,
 // shutdown), answers it if no worker did, and logs it. keep reports that
-// the connection goes on, with first, the next request's first byte.
-func (h *hub) finishParked(p *parked) (first byte, keep bool) {
-	var b [1]byte
-	n, rerr := p.conn.Read(b[:])
+// the connection goes on, with first, the start of its next request.
+func (h *hub) finishParked(p *parked) (first []byte, keep bool) {
+	b := p.rbuf[:]
+	n, rerr := p.conn.Read(b)
 	var ne net.Error
 	timeout := errors.As(rerr, &ne) && ne.Timeout()
 	status := http.StatusOK
@@ -239,7 +243,7 @@ func (h *hub) finishParked(p *parked) (first byte, keep bool) {
 		case <-h.closing: // the sweep may have run before the deadline was set
 			keep = false
 		default:
-			n, _ = p.conn.Read(b[:])
+			n, _ = p.conn.Read(b)
 			keep = n > 0
 		}
 	}
@@ -248,7 +252,7 @@ func (h *hub) finishParked(p *parked) (first byte, keep bool) {
 		keep = false
 	default:
 	}
-	return b[0], keep
+	return b[:n], keep
 }
 
 // answerParked writes each parked watcher in ps that still waits its

@@ -405,3 +405,28 @@ func TestWriteParked(t *testing.T) {
 		check(t, w, r)
 	})
 }
+
+// TestParkedRearmInPieces: a re-arm that arrives in pieces, longer than
+// the first read, is still parked and answered.
+func TestParkedRearmInPieces(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.do(t, put("/v1/configs/app", "text/plain", "v1"))
+	hub := ts.srv.api.hub
+	c := dialRaw(t, strings.TrimPrefix(ts.url, "http://"))
+	c.send(longPoll("/v1/configs/app", 1, "60s"))
+	waitFor(t, func() bool { return hub.entryWaiters("app") == 1 })
+	ts.do(t, put("/v1/configs/app", "text/plain", "v2"))
+	if r := c.read(); !strings.HasSuffix(r, "v2") {
+		t.Fatalf("first answer %q", r)
+	}
+	c.send("GET /v1/configs/app?wait=60s HTTP/1.1\r\nHo")
+	time.Sleep(20 * time.Millisecond)
+	c.send("st: x\r\nUser-Agent: " + strings.Repeat("x", 2*rearmFirstRead) + "\r\nIf-None-Match: \"2\"\r\n")
+	time.Sleep(20 * time.Millisecond)
+	c.send("\r\n")
+	waitFor(t, func() bool { return hub.entryWaiters("app") == 1 })
+	ts.do(t, put("/v1/configs/app", "text/plain", "v3"))
+	if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 200 ") || !strings.HasSuffix(r, "v3") {
+		t.Fatalf("answer to the re-arm in pieces: %q", r)
+	}
+}

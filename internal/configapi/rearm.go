@@ -22,39 +22,49 @@ import (
 // would accept and route to the same long poll.
 
 // rearmHeadMax bounds the request head taken here; a longer one goes to
-// the http.Server (whose limit is far larger).
-const rearmHeadMax = 2048
+// the http.Server (whose limit is far larger). rearmFirstRead is what a
+// parked watcher reads when its connection becomes readable, enough for a
+// typical re-arm.
+const (
+	rearmHeadMax   = 2048
+	rearmFirstRead = 320
+)
 
 var headPool = sync.Pool{New: func() any { b := make([]byte, 0, rearmHeadMax); return &b }}
 
-// rearm reads the request that starts with first. It returns the watcher
+// rearm reads the rest of the request that starts with first. It returns the watcher
 // parked anew, or else the bytes read, to be served by the http.Server
 // (nil: close the connection, as net/http does when a request head does
 // not arrive within its header timeout).
-func (a *api) rearm(p *parked, first byte) (next *parked, pre []byte) {
+func (a *api) rearm(p *parked, first []byte) (next *parked, pre []byte) {
 	h := a.hub
 	bp := headPool.Get().(*[]byte)
 	defer headPool.Put(bp)
-	buf := append((*bp)[:0], first)
+	buf := append((*bp)[:0], first...)
 	fallback := func() (*parked, []byte) { return nil, append([]byte(nil), buf...) }
-	if h.hdrTimeout > 0 {
-		_ = p.conn.SetReadDeadline(time.Now().Add(h.hdrTimeout))
-	} else {
-		_ = p.conn.SetReadDeadline(time.Time{})
-	}
-	select {
-	case <-h.closing: // the sweep may have run before the deadline was set
-		return nil, nil
-	default:
-	}
 	end := -1
-	for {
+	for deadline := false; ; {
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
 			end = i + 4
 			break
 		}
 		if len(buf) == cap(buf) {
 			return fallback() // too long for here
+		}
+		if !deadline {
+			// The rest of the head must come within the server's
+			// header timeout.
+			deadline = true
+			if h.hdrTimeout > 0 {
+				_ = p.conn.SetReadDeadline(time.Now().Add(h.hdrTimeout))
+			} else {
+				_ = p.conn.SetReadDeadline(time.Time{})
+			}
+			select {
+			case <-h.closing: // the sweep may have run before the deadline was set
+				return nil, nil
+			default:
+			}
 		}
 		n, err := p.conn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -60,6 +60,11 @@ type parked struct {
 	wait    time.Duration
 	claim   atomic.Uint32
 
+	// listed is the wave whose list holds p, idx its index there
+	// (guarded by that wave's pmu).
+	listed atomic.Pointer[wave]
+	idx    int
+
 	// Set by the hub worker that answered (claim == parkByHub) before it
 	// closes the wave's answered channel.
 	in         *wave
@@ -210,6 +215,9 @@ func (h *hub) finishParked(p *parked) (first []byte, keep bool) {
 	keep = true
 	idleFrom := time.Now()
 	if p.claim.CompareAndSwap(parkWaiting, parkBySelf) {
+		if w := p.listed.Load(); w != nil {
+			w.removeParked(p)
+		}
 		switch {
 		case n > 0 || timeout:
 			status = http.StatusNotModified

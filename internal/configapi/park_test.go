@@ -430,3 +430,43 @@ func TestParkedRearmInPieces(t *testing.T) {
 		t.Fatalf("answer to the re-arm in pieces: %q", r)
 	}
 }
+
+// TestParkedWaveListBounded: watchers whose waits end, or whose clients
+// leave, while the config does not change are unlisted from the wave, so
+// that it does not grow with every re-arm.
+func TestParkedWaveListBounded(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.do(t, put("/v1/configs/app", "text/plain", "v1"))
+	addr := strings.TrimPrefix(ts.url, "http://")
+	hub := ts.srv.api.hub
+	listed := func() int {
+		hub.mu.Lock()
+		e := hub.entries["app"]
+		hub.mu.Unlock()
+		if e == nil {
+			return 0
+		}
+		w := e.state.Load().wave
+		w.pmu.Lock()
+		defer w.pmu.Unlock()
+		return len(w.parked)
+	}
+	c := dialRaw(t, addr)
+	keep := dialRaw(t, addr) // keeps the entry (and its wave) alive
+	keep.send(longPoll("/v1/configs/app", 1, "60s"))
+	waitFor(t, func() bool { return hub.entryWaiters("app") == 1 })
+	for i := 0; i < 30; i++ {
+		c.send(longPoll("/v1/configs/app", 1, "5ms"))
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 ") {
+			t.Fatalf("round %d: %q", i, r)
+		}
+		gone := dialRaw(t, addr)
+		gone.send(longPoll("/v1/configs/app", 1, "60s"))
+		waitFor(t, func() bool { return hub.entryWaiters("app") >= 2 })
+		_ = gone.c.Close()
+		waitFor(t, func() bool { return hub.entryWaiters("app") == 1 })
+	}
+	if n := listed(); n > 2 {
+		t.Fatalf("%d watchers listed in the wave after 60 ended watches, want the keeper (and at most one more)", n)
+	}
+}

@@ -78,8 +78,28 @@ func (w *wave) addParked(p *parked) bool {
 	if w.pclosed {
 		return false
 	}
+	p.idx = len(w.parked)
+	p.listed.Store(w)
 	w.parked = append(w.parked, p)
 	return true
+}
+
+// removeParked unlists p, which ended without an answer from the hub
+// (its wait ended, its client left), so that a wave that lasts while its
+// watchers come and go does not grow. A superseded wave's list belongs to
+// its worker and is left alone.
+func (w *wave) removeParked(p *parked) {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	n := len(w.parked)
+	if w.pclosed || p.idx >= n || w.parked[p.idx] != p {
+		return
+	}
+	last := w.parked[n-1]
+	w.parked[p.idx] = last
+	last.idx = p.idx
+	w.parked[n-1] = nil
+	w.parked = w.parked[:n-1]
 }
 
 // takeParked closes the wave to parking and returns its parked watchers.

@@ -16,9 +16,11 @@
 // connection of a Server, a watcher that has to wait is parked outside
 // net/http instead (park.go): its connection is hijacked and watched by one
 // small goroutine, hub workers write the answers from bytes encoded once
-// per version, and the connection goes back to the http.Server through its
-// listener (relisten.go) with the watcher's next request once the wave is
-// answered. docs/api.md is the wire contract.
+// per version, and once the wave is answered the goroutine parks the
+// watcher's re-arm itself (rearm.go) or hands the connection back to the
+// http.Server through its listener (relisten.go) with whatever else came.
+// TLS and HTTP/2 watchers wait in their handlers. docs/api.md is the wire
+// contract.
 //
 // Access control is by bearer tokens read from a YAML file (--tokens) with
 // roles read ⊂ write ⊂ admin and per-token config name patterns. Without a

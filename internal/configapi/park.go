@@ -27,12 +27,13 @@ import (
 // buffers, request and response), and when a new version arrives its
 // answer is written by a few hub workers in a tight loop from bytes
 // encoded once per version, instead of by ten thousand woken handlers each
-// building headers. The next request on the connection (normally the
-// watcher's re-arm) is handed back to the http.Server through its
-// listener (relisten.go), so it gets every limit and header rule a new
-// connection gets; that happens only once the whole wave of answers is
-// written, which is the wave hold (wave.go) without a goroutine held in a
-// handler.
+// building headers. The next request on the connection is read only once
+// the whole wave of answers is written, which is the wave hold (wave.go)
+// without a goroutine held in a handler. It is normally the watcher's
+// re-arm, which the same goroutine parks again when it is of the plainest
+// form (rearm.go); anything else is handed back to the http.Server
+// through its listener (relisten.go) with the bytes read, so it gets
+// every limit and header rule a new connection gets.
 //
 // What the client sees is what the handler path sends: the same status
 // lines, headers (sorted, with Date) and bodies, written whole; the

@@ -84,8 +84,8 @@ type parked struct {
 // nil (NewHandler without a Server) keeps every watcher in its handler.
 type parkConns interface {
 	// give serves c as a new connection; false if the server is closing
-	// (the caller closes c).
-	give(c net.Conn) bool
+	// or stop is closed (the caller closes c).
+	give(c net.Conn, stop <-chan struct{}) bool
 }
 
 // tryPark parks a long poll on name if it would block now; false (with
@@ -196,7 +196,7 @@ func (a *api) runParked(p *parked) {
 			return
 		}
 		_ = p.conn.SetDeadline(time.Time{})
-		if !h.conns.give(withPrefix(p.conn, pre)) {
+		if !h.conns.give(withPrefix(p.conn, pre), h.closing) {
 			_ = p.conn.Close()
 		}
 		return

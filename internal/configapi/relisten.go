@@ -75,8 +75,9 @@ func (l *relistener) Accept() (net.Conn, error) {
 	}
 }
 
-// give queues c to be served as a new connection; false once closed.
-func (l *relistener) give(c net.Conn) bool {
+// give queues c to be served as a new connection; false once closed or
+// stop is closed.
+func (l *relistener) give(c net.Conn, stop <-chan struct{}) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -86,6 +87,8 @@ func (l *relistener) give(c net.Conn) bool {
 	case l.back <- c:
 		return true
 	case <-l.done:
+		return false
+	case <-stop:
 		return false
 	}
 }

@@ -15,6 +15,9 @@
 #   FANOUT_PUSHES  pushes per fan-out run [20]
 #   FANOUT_CLIENT  watcher client: http (net/http, as outrigger sync) or raw (minimal
 #                  HTTP/1.1 loop, ~1/3 of the CPU, leaves more of it to the server) [http]
+#   FANOUT_SOURCES loopback IPs the watchers dial from; not 127.0.0.1, whose ephemeral
+#                  ports 10,000 connections plus the last run's TIME_WAITs nearly exhaust
+#                  (other programs' 127.0.0.1:0 listeners then fail) [127.0.0.2,127.0.0.3,127.0.0.4]
 #   RELOAD_PUSHES  pushes for the end-to-end run [100]
 #   ETCD           1 = also run fan-out with --etcd (Debian's etcd-server) [1]
 #   INSTALL        1 = apt-get install etcd-server if etcd is missing [1]
@@ -28,6 +31,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WATCHERS=${WATCHERS:-1000 10000}
 FANOUT_PUSHES=${FANOUT_PUSHES:-20}
 FANOUT_CLIENT=${FANOUT_CLIENT:-http}
+FANOUT_SOURCES=${FANOUT_SOURCES:-127.0.0.2,127.0.0.3,127.0.0.4}
 RELOAD_PUSHES=${RELOAD_PUSHES:-100}
 ETCD=${ETCD:-1}
 INSTALL=${INSTALL:-1}
@@ -128,7 +132,7 @@ fanout() {
 	for n in $WATCHERS; do
 		log "fan-out: $store, $n watchers, $FANOUT_PUSHES pushes"
 		local cmd=("$BIN/watchers" fanout --server "http://127.0.0.1:$port" --name "fanout-$n" --n "$n"
-			--pushes "$FANOUT_PUSHES" --server-pid "$API_PID" --label "$store" --client "$FANOUT_CLIENT")
+			--pushes "$FANOUT_PUSHES" --server-pid "$API_PID" --label "$store" --client "$FANOUT_CLIENT" --sources "$FANOUT_SOURCES")
 		show "${cmd[@]}" >>"$WORK/commands.txt"
 		if ! "${cmd[@]}" >>"$WORK/fanout.rows" 2>>"$WORK/watchers.log"; then
 			log "fan-out $store $n failed: $(tail -1 "$WORK/watchers.log")"

@@ -81,6 +81,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	if hasINM && wait > 0 {
+		if a.tryPark(w, r, name, inm.matches, wait) {
+			return nil // answered from the hub, see park.go
+		}
 		res, err := a.hub.wait(ctx, name, inm.matches, wait)
 		switch {
 		case errors.Is(err, errNoConfig):

@@ -12,7 +12,14 @@
 // from headers rendered once per version and, after flushing, leave their
 // connection's next request (the re-arm) unread until the whole wave is
 // answered (at most a second), so that a push reaches 10,000 watchers
-// without the re-arms competing for the CPU. docs/api.md is the wire
+// without the re-arms competing for the CPU. On a plain HTTP/1.1 keep-alive
+// connection of a Server, a watcher that has to wait is parked outside
+// net/http instead (park.go): its connection is hijacked and watched by one
+// small goroutine, hub workers write the answers from bytes encoded once
+// per version, and once the wave is answered the goroutine parks the
+// watcher's re-arm itself (rearm.go) or hands the connection back to the
+// http.Server through its listener (relisten.go) with whatever else came.
+// TLS and HTTP/2 watchers wait in their handlers. docs/api.md is the wire
 // contract.
 //
 // Access control is by bearer tokens read from a YAML file (--tokens) with

@@ -81,9 +81,11 @@ func (w *rawWatcher) await() (int, int64, error) {
 // BenchmarkFanout measures one push reaching every long-poll watcher: N
 // watchers (each its own connection, real loopback TCP) wait on one
 // config; each iteration pushes a new version over HTTP and stops when
-// every watcher has read its 200. Re-arming is outside the timer, so the
-// wave hold (which only reorders the re-arms after the answers) should
-// make no difference here: hold=false is the check that it costs nothing.
+// every watcher has read its 200. Re-arming is outside the timer.
+// hold=true is the server as it runs (watchers parked outside net/http,
+// answered by hub workers, re-arms held until the wave is answered);
+// hold=false serves every watcher in its handler without a hold, for
+// comparison.
 //
 //	go test -run XXX -bench Fanout -benchtime 30x ./internal/configapi/
 func BenchmarkFanout(b *testing.B) {

@@ -97,6 +97,7 @@ func newAPIHandler(st store.Store, cfg Config, deps Deps, checks []admin.Check) 
 		a.hub.shutdown()
 		cancel()
 		<-done
+		a.hub.parkWG.Wait() // parked watchers answered 304 and closed
 	}
 
 	mux := http.NewServeMux()
@@ -166,16 +167,22 @@ func (a *api) wrap(h func(http.ResponseWriter, *http.Request) *apiError) http.Ha
 // and then the identity's role and name patterns (403). name "" skips the
 // name checks (listing).
 func (a *api) authorize(r *http.Request, want Role, name string) (*Identity, *apiError) {
+	return a.authorizeHeader(r.Header.Get("Authorization"), infoFrom(r.Context()), want, name)
+}
+
+// authorizeHeader is authorize for a request's Authorization header
+// value, recording the token's name in ri.
+func (a *api) authorizeHeader(authorization string, ri *reqInfo, want Role, name string) (*Identity, *apiError) {
 	id := &Identity{Role: RoleAdmin}
 	if a.tokens != nil {
-		tok, ok := bearerToken(r.Header.Get("Authorization"))
+		tok, ok := bearerToken(authorization)
 		if !ok {
 			return nil, errorf(http.StatusUnauthorized, reasonUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
 		}
 		if id = a.tokens.Lookup(tok); id == nil {
 			return nil, errorf(http.StatusUnauthorized, reasonUnauthorized, "unknown token")
 		}
-		infoFrom(r.Context()).token = id.Name
+		ri.token = id.Name
 	}
 	if name != "" {
 		if err := ValidName(name); err != nil {

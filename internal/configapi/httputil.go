@@ -30,6 +30,10 @@ type reqInfo struct {
 	token      string
 	clientGone bool
 	longPoll   bool // a GET with ?wait= (set by the handler, saves re-parsing the query)
+	start      time.Time
+	// detached: the watch was parked (park.go), which counts and logs
+	// the request when it ends.
+	detached bool
 }
 
 type reqInfoKey struct{}
@@ -69,9 +73,12 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &reqInfo{}
+		ri := &reqInfo{start: start}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
+		if ri.detached {
+			return
+		}
 		switch {
 		case sw.status == 0 && ri.clientGone:
 			sw.status = 499 // nginx's "client closed request", for the log only

@@ -38,10 +38,22 @@ type hub struct {
 	closeOnce sync.Once
 	up        atomic.Bool // subscribed to the change stream
 	readTO    time.Duration
-	noHold    bool // answer woken watchers without the wave hold (benchmark comparison)
+	noHold    bool // no wave hold and no parking: every watcher waits in its handler (benchmark comparison)
+
+	// Parked watchers (park.go): conns hands their connections back to
+	// the http.Server (nil = never park); parkWG counts their goroutines,
+	// which parkMu and parkClosed keep from starting after shutdown.
+	conns      parkConns
+	idle       time.Duration // the server's IdleTimeout, for answered parked connections
+	hdrTimeout time.Duration // the server's ReadHeaderTimeout, for re-arms read here (rearm.go)
+	live       sync.Map      // *parked → struct{}: the parked watchers' goroutines, for the shutdown sweep
+	parkMu     sync.RWMutex
+	parkClosed bool
+	parkWG     sync.WaitGroup
 }
 
 type entry struct {
+	h       *hub
 	gen     uint64       // distinguishes entries of the same name over time
 	waiters atomic.Int64 // incremented under hub.mu; see release
 
@@ -83,6 +95,11 @@ func (e *entry) setLatest(v int64, at time.Time) {
 	}
 	close(old.ch)
 	old.wave.supersede()
+	if ps := old.wave.takeParked(); len(ps) > 0 {
+		go e.h.answerParked(e, ps, old.wave)
+	} else {
+		close(old.wave.answered)
+	}
 }
 
 func newHub(st store.Store, log *slog.Logger, m *metrics) *hub {
@@ -192,7 +209,7 @@ func (h *hub) acquire(name string) *entry {
 	e := h.entries[name]
 	if e == nil {
 		h.gen++
-		e = &entry{gen: h.gen}
+		e = &entry{h: h, gen: h.gen}
 		e.state.Store(&entryState{ch: make(chan struct{}), latest: -1, wave: newWave()})
 		h.entries[name] = e
 	}
@@ -388,7 +405,25 @@ func (h *hub) fetchContent(ctx context.Context, name string, e *entry, fc *fetch
 
 // shutdown wakes every watcher; they answer 304 at once.
 func (h *hub) shutdown() {
-	h.closeOnce.Do(func() { close(h.closing) })
+	h.closeOnce.Do(func() {
+		h.parkMu.Lock()
+		h.parkClosed = true
+		h.parkMu.Unlock()
+		close(h.closing)
+		h.sweepParked()
+	})
+}
+
+// parkBegin counts a parked watcher's goroutine in; false once the hub
+// is shutting down.
+func (h *hub) parkBegin() bool {
+	h.parkMu.RLock()
+	defer h.parkMu.RUnlock()
+	if h.parkClosed {
+		return false
+	}
+	h.parkWG.Add(1)
+	return true
 }
 
 // sleepCtx sleeps d or until ctx ends; it reports whether ctx is alive.

@@ -79,20 +79,35 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
+	} else {
+		// Plain HTTP: long polls park outside net/http while they wait
+		// (park.go) and come back through this listener.
+		rl := newRelistener(ln)
+		a.hub.conns = rl
+		a.hub.idle = serverIdleTimeout
+		a.hub.hdrTimeout = serverReadHeaderTimeout
+		ln = rl
 	}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
 		ReadTimeout:       60 * time.Second,
 		// Long polls hold the response open for up to --max-wait.
 		WriteTimeout:   cfg.MaxWait + 30*time.Second,
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    serverIdleTimeout,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
+
+// serverIdleTimeout is how long a keep-alive connection may sit idle, and
+// serverReadHeaderTimeout how long a request head may take to arrive.
+const (
+	serverIdleTimeout       = 2 * time.Minute
+	serverReadHeaderTimeout = 10 * time.Second
+)
 
 // openStore opens the store the flags select.
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {

@@ -24,10 +24,18 @@ type wave struct {
 	pending atomic.Int64
 	drained chan struct{} // closed when pending reaches 0 or the cap passes
 	once    sync.Once
+
+	// Parked watchers (park.go) of the state: answered by a hub worker
+	// when the state is superseded; answered is closed when they all
+	// are.
+	pmu      sync.Mutex
+	parked   []*parked
+	pclosed  bool // superseded: no more parking here
+	answered chan struct{}
 }
 
 func newWave() *wave {
-	w := &wave{drained: make(chan struct{})}
+	w := &wave{drained: make(chan struct{}), answered: make(chan struct{})}
 	w.pending.Store(1)
 	return w
 }
@@ -61,6 +69,47 @@ func (w *wave) finish() { w.once.Do(func() { close(w.drained) }) }
 func (w *wave) supersede() {
 	time.AfterFunc(waveHoldMax, w.finish)
 	w.leave()
+}
+
+// addParked lists p for the answer; false if the wave was superseded.
+func (w *wave) addParked(p *parked) bool {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	if w.pclosed {
+		return false
+	}
+	p.idx = len(w.parked)
+	p.listed.Store(w)
+	w.parked = append(w.parked, p)
+	return true
+}
+
+// removeParked unlists p, which ended without an answer from the hub
+// (its wait ended, its client left), so that a wave that lasts while its
+// watchers come and go does not grow. A superseded wave's list belongs to
+// its worker and is left alone.
+func (w *wave) removeParked(p *parked) {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	n := len(w.parked)
+	if w.pclosed || p.idx >= n || w.parked[p.idx] != p {
+		return
+	}
+	last := w.parked[n-1]
+	w.parked[p.idx] = last
+	last.idx = p.idx
+	w.parked[n-1] = nil
+	w.parked = w.parked[:n-1]
+}
+
+// takeParked closes the wave to parking and returns its parked watchers.
+func (w *wave) takeParked() []*parked {
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	w.pclosed = true
+	ps := w.parked
+	w.parked = nil
+	return ps
 }
 
 // hold is called by a woken watcher after its answer is flushed: it leaves

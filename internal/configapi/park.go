@@ -135,7 +135,7 @@ func (a *api) tryPark(w http.ResponseWriter, r *http.Request, name string, match
 	}
 	if !h.parkBegin() {
 		// Shutting down: answer 304 at once, as a woken handler would.
-		_ = writeParked(conn, notModifiedWire(st.latest, time.Now()))
+		_ = writeParked(conn, notModifiedWire(st.latest, time.Now(), true))
 		_ = conn.Close()
 		h.release(name, e)
 		h.logParked(p, http.StatusNotModified)
@@ -223,7 +223,7 @@ func (h *hub) finishParked(p *parked) (first []byte, keep bool) {
 		case n > 0 || timeout:
 			status = http.StatusNotModified
 			latest := p.e.state.Load().latest
-			keep = writeParked(p.conn, notModifiedWire(latest, time.Now())) == nil
+			keep = writeParked(p.conn, notModifiedWire(latest, time.Now(), h.isClosing())) == nil
 			idleFrom = time.Now()
 		default:
 			status = 499 // client gone, for the log only
@@ -442,13 +442,26 @@ func (r *rendered) wire(now time.Time) []byte {
 }
 
 // notModifiedWire is notModified's response.
-func notModifiedWire(latest int64, now time.Time) []byte {
+func notModifiedWire(latest int64, now time.Time, closing bool) []byte {
 	h := http.Header{"Cache-Control": {"no-cache"}}
+	if closing {
+		h["Connection"] = []string{"close"} // shutting down: as net/http says it
+	}
 	if latest > 0 {
 		h["Etag"] = []string{etag(latest)}
 		h["X-Outrigger-Version"] = []string{strconv.FormatInt(latest, 10)}
 	}
 	return appendWire(make([]byte, 0, 256), http.StatusNotModified, h, now)
+}
+
+// isClosing reports whether the server is shutting down.
+func (h *hub) isClosing() bool {
+	select {
+	case <-h.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // jsonWire is the response wrap writes for an error message.

@@ -234,8 +234,8 @@ func TestParkedConnectionLifecycle(t *testing.T) {
 		waitWatchers(t, ts, 1)
 		done := make(chan struct{})
 		go func() { ts.stop(); close(done) }()
-		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 ") {
-			t.Fatalf("parked watch at shutdown got %q", r)
+		if r := c.read(); !strings.HasPrefix(r, "HTTP/1.1 304 ") || !strings.Contains(r, "\r\nConnection: close\r\n") {
+			t.Fatalf("parked watch at shutdown got %q, want a 304 with Connection: close", r)
 		}
 		if _, err := c.br.ReadByte(); err != io.EOF {
 			t.Fatalf("connection after the shutdown answer: %v, want EOF", err)

@@ -29,16 +29,25 @@ type freshMark struct {
 
 type freshKey struct{}
 
-// connContext is the http.Server's ConnContext: it marks a new HTTP/1.x
-// connection fresh.
-func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Context {
+// add marks a new HTTP/1.x connection fresh. It is called by the TLS
+// listener before the connection reaches Accept, so that a drain that has
+// waited for the listener's handshakes also sees it counted (net/http calls
+// ConnContext only later, on its own goroutine).
+func (f *freshConns) add(c net.Conn) {
 	if _, h2 := c.(*tls.Conn); h2 {
-		return ctx // h1guard hands h2 connections over as *tls.Conn
+		return // h1guard hands h2 connections over as *tls.Conn
 	}
-	m := &freshMark{conn: c}
 	f.n.Add(1)
-	f.marks.Store(c, m)
-	return context.WithValue(ctx, freshKey{}, m)
+	f.marks.Store(c, &freshMark{conn: c})
+}
+
+// connContext is the http.Server's ConnContext: it gives the handler the
+// connection's mark.
+func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Context {
+	if m, ok := f.marks.Load(c); ok {
+		return context.WithValue(ctx, freshKey{}, m)
+	}
+	return ctx
 }
 
 // served is called by the handler for every request: the first one of a

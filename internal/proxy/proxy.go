@@ -187,6 +187,7 @@ func (p *Proxy) listen() error {
 	p.ln = h1guard.NewTLSListener(ln, tlsCfg, h1guard.TLSOptions{
 		Options:          guard,
 		HandshakeTimeout: cfg.ReadHeaderTimeout,
+		OnReady:          p.fresh.add,
 		OnHandshakeError: func(peer net.Addr, err error) {
 			p.m.handshakeErrors.Inc()
 			p.log.Debug("tls handshake failed", "peer", addrString(peer), "err", err.Error())

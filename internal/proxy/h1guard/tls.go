@@ -20,6 +20,10 @@ type TLSOptions struct {
 	// OnHandshakeError is called for each failed handshake (may be nil). It
 	// replaces net/http's "TLS handshake error" log line.
 	OnHandshakeError func(remote net.Addr, err error)
+	// OnReady is called with each handshaken connection just before it is
+	// handed to Accept (may be nil): a Drain that returns has seen every
+	// OnReady of the connections it let through.
+	OnReady func(net.Conn)
 }
 
 // NewTLSListener returns a listener that accepts raw connections from inner,
@@ -124,6 +128,9 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	var out net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
 		out = Wrap(tc, l.opts.Options)
+	}
+	if l.opts.OnReady != nil {
+		l.opts.OnReady(out)
 	}
 	select {
 	case l.conns <- out:

@@ -45,9 +45,6 @@ import (
 // handoverTimeout bounds each step of the exchange with the predecessor.
 const handoverTimeout = 5 * time.Second
 
-// maxSocketPath is the longest Unix socket path Linux accepts (sun_path).
-const maxSocketPath = 107
-
 type handoverRequest struct {
 	Op  string `json:"op"`
 	PID int    `json:"pid,omitempty"`

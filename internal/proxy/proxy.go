@@ -17,6 +17,7 @@ import (
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/forward"
+	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1fast"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1guard"
 )
 
@@ -49,7 +50,8 @@ type Proxy struct {
 	fwd   *forward.Handler
 
 	srv     *http.Server
-	ln      net.Listener // TLS listener
+	fast    *h1fast.Server // nil without --http1-fast
+	ln      net.Listener   // TLS listener
 	addr    net.Addr
 	redir   *http.Server // nil without --redirect-http
 	redirLn net.Listener
@@ -194,6 +196,9 @@ func (p *Proxy) listen() error {
 		// pipelined response.
 		ConnState: h1guard.ConnState(p.connState),
 	}
+	if cfg.HTTP1Fast {
+		p.fast = &h1fast.Server{Handler: p.fwd, HTTPServer: p.srv}
+	}
 	if err := p.configureHTTP2(); err != nil {
 		_ = p.ln.Close()
 		return err
@@ -327,7 +332,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 	goBg(p.checkUpstream)
 
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- p.srv.Serve(p.ln) }()
+	ln := p.ln
+	if p.fast != nil {
+		ln = p.fast.Listener(ln)
+	}
+	go func() { serveErr <- p.srv.Serve(ln) }()
 	if p.redir != nil {
 		go func() { serveErr <- p.redir.Serve(p.redirLn) }()
 	}
@@ -371,8 +380,14 @@ func (p *Proxy) doShutdown() error {
 		wg.Add(1)
 		go func() { defer wg.Done(); redirErr = p.redir.Shutdown(drainCtx) }()
 	}
+	var fastErr error
+	if p.fast != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); fastErr = p.fast.Shutdown(drainCtx) }()
+	}
 	srvErr := p.srv.Shutdown(drainCtx)
 	wg.Wait()
+	srvErr = errors.Join(srvErr, fastErr)
 
 	p.log.Info("shutdown 3/4: draining upgraded connections", "upgraded", p.fwd.Upgraded())
 	fwdErr := p.fwd.Drain(drainCtx)
@@ -381,6 +396,9 @@ func (p *Proxy) doShutdown() error {
 	if srvErr != nil || redirErr != nil {
 		n := p.open.Load()
 		_ = p.srv.Close()
+		if p.fast != nil {
+			_ = p.fast.Close()
+		}
 		if p.redir != nil {
 			_ = p.redir.Close()
 		}

@@ -98,8 +98,6 @@ func (s *Server) serve(nc unreader) {
 	defer c.cancel()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(connReader{c})
-	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(connWriter{c})
 	c.timer = time.AfterFunc(time.Hour, c.watch)
 	c.timer.Stop()
 
@@ -111,7 +109,9 @@ func (s *Server) serve(nc unreader) {
 	if c.loop() {
 		return // handed over
 	}
-	_ = c.bw.Flush()
+	if c.bw != nil {
+		_ = c.bw.Flush()
+	}
 	_ = nc.Close()
 	c.release()
 	s.track(c, false)
@@ -150,8 +150,22 @@ func (c *conn) setReadDeadline(t time.Time) {
 func (c *conn) release() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
+	c.putWriter()
+}
+
+// getWriter takes a write buffer for a response. Idle connections hold
+// none, which keeps thousands of idle keep-alive connections cheap.
+func (c *conn) getWriter() {
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(connWriter{c})
+}
+
+func (c *conn) putWriter() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 // loop serves requests until the connection ends (false) or is handed over
@@ -210,6 +224,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
 	s.served.Add(1)
+	c.getWriter()
 	hdr := make(http.Header, 4)
 	c.res.reset(c, req, hdr)
 	c.startRequest()
@@ -236,6 +251,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		return false
 	}
 	c.res.finish()
+	c.putWriter() // flushed by finish
 	if s.HTTPServer.WriteTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}

@@ -193,7 +193,8 @@ func (c *conn) loop() bool {
 		if !ok {
 			return c.handOver()
 		}
-		req, err := parsePlain(buf[:n])
+		// The request context is the connection's (see the package doc).
+		req, err := parsePlain(c.ctx, buf[:n])
 		_, _ = c.br.Discard(n)
 		s.setState(c, http.StateActive)
 		if err != nil {
@@ -218,8 +219,6 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	s := c.s
 	req.RemoteAddr = c.remote
 	req.TLS = c.tlsState
-	ctx, cancel := context.WithCancel(c.ctx)
-	req = req.WithContext(ctx)
 	if d := s.HTTPServer.WriteTimeout; d > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
@@ -245,7 +244,6 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		panicked = false
 	}()
 	c.endRequest()
-	cancel()
 	if panicked {
 		c.res.release()
 		return false

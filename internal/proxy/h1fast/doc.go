@@ -19,10 +19,14 @@
 // At the first request that is not plain, the connection is handed to
 // net/http with the bytes already buffered (h1guard.Conn.Unread) and stays
 // there. Timeouts, the ConnState hook (connection counting, the smuggling
-// guard) and graceful shutdown behave as with net/http, with one documented
-// difference: a client that goes away during a request is noticed after
-// WatchDelay (net/http notices at once), so that requests answered quicker
-// than that need no background read.
+// guard) and graceful shutdown behave as with net/http, with two
+// differences, both to spare per-request work: a client that goes away
+// during a request is noticed after WatchDelay (net/http notices at once),
+// so that requests answered quicker than that need no background read; and
+// a request's context is its connection's, which ends when the client goes
+// away or the connection closes but not when the handler returns, so a
+// handler must not leave work behind that waits for that (the proxy's
+// forwarding handler stops everything it starts before returning).
 //
 // The package does not serve HTTP/2 (those connections go to net/http
 // untouched), request bodies, or protocol upgrades.

@@ -1,16 +1,17 @@
 package h1fast
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 )
 
 // parsePlain builds the request that http.ReadRequest returns for head, a
-// request head plainHead accepted (FuzzParsePlain checks they agree). It
-// needs fewer allocations: one string for the whole head, one array for the
-// header values, the map and the URL.
-func parsePlain(head []byte) (*http.Request, error) {
+// request head plainHead accepted, with context ctx (FuzzParsePlain checks
+// they agree). It needs fewer allocations: one string for the whole head,
+// one array for the header values, the map, the URL and the request.
+func parsePlain(ctx context.Context, head []byte) (*http.Request, error) {
 	s := string(head[:len(head)-2]) // each line ends in CRLF
 	eol := strings.Index(s, "\r\n")
 	line, rest := s[:eol], s[eol+2:]
@@ -50,15 +51,15 @@ func parsePlain(head []byte) (*http.Request, error) {
 			hdr["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	return &http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     hdr,
-		Body:       http.NoBody,
-		Host:       host,
-		RequestURI: target,
-	}, nil
+	var zero http.Request
+	r := zero.WithContext(ctx) // the one way to set the context; copies zero
+	r.Method = method
+	r.URL = u
+	r.Proto = "HTTP/1.1"
+	r.ProtoMajor, r.ProtoMinor = 1, 1
+	r.Header = hdr
+	r.Body = http.NoBody
+	r.Host = host
+	r.RequestURI = target
+	return r, nil
 }

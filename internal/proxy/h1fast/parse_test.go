@@ -3,6 +3,7 @@ package h1fast
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"reflect"
 	"testing"
 )
@@ -34,7 +35,8 @@ func FuzzParsePlain(f *testing.F) {
 		if err != nil {
 			t.Fatalf("plainHead accepted %q but ReadRequest fails: %v", b[:n], err)
 		}
-		got, err := parsePlain(b[:n])
+		got, err := parsePlain(testCtx, b[:n])
+		want = want.WithContext(testCtx)
 		if err != nil {
 			t.Fatalf("parsePlain(%q): %v", b[:n], err)
 		}
@@ -54,12 +56,17 @@ func TestParsePlainSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}
-		got, err := parsePlain([]byte(s[:n]))
+		got, err := parsePlain(testCtx, []byte(s[:n]))
+		want = want.WithContext(testCtx)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("parsePlain(%q)\n got %#v (%v)\nwant %#v", s, got, err, want)
 		}
 	}
 }
+
+var testCtx = context.WithValue(context.Background(), testCtxKey{}, 1)
+
+type testCtxKey struct{}
 
 func http_ReadRequest(b []byte) (*httpRequest, error) {
 	return readRequestRef(bufio.NewReader(bytes.NewReader(b)))

@@ -32,7 +32,7 @@ func parsePlain(ctx context.Context, head []byte) (*http.Request, error) {
 		i := strings.Index(rest, "\r\n")
 		line, rest = rest[:i], rest[i+2:]
 		name, value, _ := strings.Cut(line, ":")
-		value = strings.Trim(value, " \t")
+		value = trimOWS(value)
 		key := http.CanonicalHeaderKey(name) // no allocation when already canonical
 		if key == "Host" {
 			host = value // ReadRequest moves it out of the header too
@@ -62,4 +62,16 @@ func parsePlain(ctx context.Context, head []byte) (*http.Request, error) {
 	r.Host = host
 	r.RequestURI = target
 	return r, nil
+}
+
+// trimOWS removes spaces and tabs around v (strings.Trim builds a set on
+// every call).
+func trimOWS(v string) string {
+	for v != "" && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }

@@ -457,6 +457,17 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	bw.WriteString("\r\n")
 }
 
+// hasCRLF reports whether v contains CR or LF (strings.ContainsAny builds
+// a set on every call).
+func hasCRLF(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return true
+		}
+	}
+	return false
+}
+
 // writeFields writes sorted header fields as Header.WriteSubset does:
 // invalid names dropped, CR and LF in values turned into spaces, values
 // trimmed.
@@ -466,7 +477,7 @@ func writeFields(bw *bufio.Writer, kvs []keyValues) {
 			continue
 		}
 		for _, v := range kv.values {
-			if strings.ContainsAny(v, "\r\n") {
+			if hasCRLF(v) {
 				b := []byte(v)
 				for i, c := range b {
 					if c == '\r' || c == '\n' {

@@ -55,14 +55,19 @@ func BenchmarkProxy1KiB(b *testing.B) {
 	}
 }
 
-// BenchmarkProxyServerSide1KiB is BenchmarkProxy1KiB/h1/direct with the
-// client and the app reduced to raw sockets (fixed request bytes; a canned
-// 1 KiB keep-alive response), so that allocs/op and ns/op are mostly the
-// proxy's own per-request cost: TLS, net/http's server, the smuggling guard
-// and the forwarding handler.
+// BenchmarkProxyServerSide1KiB is BenchmarkProxy1KiB/h1/direct, served by
+// net/http and with --http1-fast, with the client and the app reduced to
+// raw sockets (fixed request bytes; a canned 1 KiB keep-alive response), so
+// that allocs/op and ns/op are mostly the proxy's own per-request cost: TLS,
+// the HTTP/1.1 server, the smuggling guard and the forwarding handler.
 func BenchmarkProxyServerSide1KiB(b *testing.B) {
+	b.Run("net-http", func(b *testing.B) { benchServerSide(b, false) })
+	b.Run("http1-fast", func(b *testing.B) { benchServerSide(b, true) })
+}
+
+func benchServerSide(b *testing.B, fast bool) {
 	app := cannedApp(b)
-	e := newEnv(b, func(c *Config) { c.Upstream = app; c.UpstreamDirect = true })
+	e := newEnv(b, func(c *Config) { c.Upstream = app; c.UpstreamDirect = true; c.HTTP1Fast = fast })
 	e.waitReady()
 	conns := make(chan *rawClient, 64)
 	b.ReportAllocs()

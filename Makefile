@@ -4,7 +4,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build check test demo image bench fuzz
 build:
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/outrigger ./cmd/outrigger
+	CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags "$(LDFLAGS)" -o bin/outrigger ./cmd/outrigger
 check:
 	scripts/test.sh
 test:

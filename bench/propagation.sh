@@ -98,7 +98,7 @@ if [[ -z ${BIN:-} ]]; then
 	BIN="$WORK/bin"
 	mkdir -p "$BIN"
 	log "building outrigger and bench/watchers"
-	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN/outrigger" ./cmd/outrigger &&
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$BIN/outrigger" ./cmd/outrigger &&
 		go build -trimpath -o "$BIN/" ./bench/watchers) || die "build failed"
 fi
 if [[ -z ${RESULTS:-} ]]; then

@@ -13,9 +13,13 @@ res_rel=$(realpath --relative-to="$(dirname "$(dirname "$OUT_MD")")" "$RESULTS" 
 
 # A hand-written "## Optimisation log" section at the end of an existing
 # report (what was changed and measured, by whom) survives re-rendering.
+# So does the "## Config propagation" section of an earlier run when this
+# run has none (PROPAGATION=0: proxies only).
 kept=""
+kept_propagation=""
 if [[ -f $OUT_MD ]]; then
 	kept=$(sed -n '/^## Optimisation log/,$p' "$OUT_MD")
+	kept_propagation=$(sed -n '/^## Config propagation/,/^## Reproduce/{/^## /d;p}' "$OUT_MD")
 fi
 
 {
@@ -76,6 +80,12 @@ fi
 		echo "## Config propagation"
 		echo
 		cat "$RESULTS/propagation.md"
+	elif [[ -n $kept_propagation ]]; then
+		echo
+		echo "## Config propagation"
+		echo
+		echo "> Kept from an earlier run: this run was PROPAGATION=0 (proxies only)."
+		printf '%s\n' "$kept_propagation" | sed '/^> Kept from an earlier run/d'
 	fi
 	echo
 	echo "## Reproduce"

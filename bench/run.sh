@@ -164,7 +164,7 @@ build() {
 	log "building outrigger and the bench helpers"
 	mkdir -p "$WORK/bin"
 	(cd "$ROOT" &&
-		CGO_ENABLED=0 go build -trimpath -o "$WORK/bin/outrigger" ./cmd/outrigger &&
+		CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$WORK/bin/outrigger" ./cmd/outrigger &&
 		go build -trimpath -o "$WORK/bin/" ./bench/backend ./bench/idleconns ./bench/chart ./bench/watchers ./bench/naiveproxy) ||
 		die "build failed"
 }

@@ -39,7 +39,7 @@ trap 'rm -rf "$ctx"' EXIT
 # 1. The binary.
 say "building binary $VERSION"
 CGO_ENABLED=0 GOOS="${GOOS:-linux}" GOARCH="${GOARCH:-$(go env GOARCH)}" \
-	go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o "$ctx/outrigger" ./cmd/outrigger
+	go build -trimpath -tags grpcnotrace -ldflags "-s -w -X main.version=${VERSION}" -o "$ctx/outrigger" ./cmd/outrigger
 if command -v file >/dev/null && ! file "$ctx/outrigger" | grep -q 'statically linked'; then
 	die "$ctx/outrigger is not statically linked: $(file "$ctx/outrigger")"
 fi

@@ -27,6 +27,7 @@ const (
 type Config struct {
 	Listen         string // --listen
 	ReusePort      bool   // --reuse-port
+	HandoverSocket string // --handover-socket
 	Upstream       string // --upstream
 	UnsafeUpstream bool   // --unsafe-upstream
 	UpstreamDirect bool   // --upstream-direct
@@ -103,6 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Listen, "listen", d.Listen, "HTTPS listen address HOST:PORT (\":8443\" = all interfaces). The socket uses SO_REUSEPORT (see --reuse-port) so a new proxy can bind the same port during a rolling restart")
 	fs.BoolVar(&c.ReusePort, "reuse-port", d.ReusePort, "set SO_REUSEPORT on the listen sockets so an old and a new proxy can share the port while one drains; disable to get \"address in use\" for a second instance")
+	fs.StringVar(&c.HandoverSocket, "handover-socket", "", "Unix socket PATH for zero-loss restarts on one host: a proxy started with the same PATH takes the listening sockets of the running one (their accept queue included), and once it serves, the old one drains and exits; the socket file is mode 0600 and only the same user (or root) may connect (empty = off; Linux only)")
 	fs.StringVar(&c.Upstream, "upstream", d.Upstream, "the app: http://HOST:PORT, h2c://HOST:PORT or unix:/PATH; must be loopback or a unix socket unless --unsafe-upstream")
 	fs.BoolVar(&c.UpstreamDirect, "upstream-direct", d.UpstreamDirect, "forward simple requests (no body, or a Content-Length body up to 64K; no upgrade) to http:// and unix: upstreams on the request's own goroutine over pooled keep-alive connections, bypassing net/http's Transport (roughly half the CPU per request); false = every request through httputil.ReverseProxy. h2c upstreams always use ReverseProxy")
 	fs.BoolVar(&c.HTTP1Fast, "http1-fast", d.HTTP1Fast, "serve plain HTTP/1.1 requests (GET or HEAD without a body, Expect, Upgrade or Connection: close) with Outrigger's own lean server instead of net/http's, about a quarter less CPU per small request; every other request, and the rest of its connection, goes to net/http. Same timeouts, limits, guard, metrics and drain, byte-identical responses; one difference: a client that disconnects mid-request is noticed after 50ms rather than at once. Experimental, off by default")
@@ -159,6 +161,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validateHostPort(c.Listen); err != nil {
 		add("listen", c.Listen, "%v", err)
+	}
+	if c.HandoverSocket != "" {
+		if err := validateSocketPath(c.HandoverSocket); err != nil {
+			add("handover-socket", c.HandoverSocket, "%v", err)
+		}
 	}
 	if up, err := forward.ParseUpstream(c.Upstream); err != nil {
 		errs = append(errs, err) // already names --upstream
@@ -315,6 +322,27 @@ func readable(path string) error {
 	}
 	if st.IsDir() {
 		return errors.New("is a directory")
+	}
+	return nil
+}
+
+// validateSocketPath checks a Unix socket path: short enough for sun_path,
+// no NUL, and its directory exists.
+func validateSocketPath(path string) error {
+	switch {
+	case strings.ContainsRune(path, 0):
+		return errors.New("contains a NUL byte")
+	case len(path) > 107:
+		return fmt.Errorf("%d bytes long; Unix socket paths are limited to 107", len(path))
+	}
+	dir := path[:strings.LastIndexByte(path, '/')+1]
+	if dir == "" {
+		dir = "."
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
 	}
 	return nil
 }

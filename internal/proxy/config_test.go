@@ -70,6 +70,10 @@ func TestValidate(t *testing.T) {
 		{name: "negative shutdown delay", mutate: func(c *Config) { c.ShutdownDelay = -time.Second }, wantErr: "--shutdown-delay"},
 		{name: "negative idle timeout", mutate: func(c *Config) { c.IdleTimeout = -time.Second }, wantErr: "--idle-timeout"},
 		{name: "zero upstream check interval", mutate: func(c *Config) { c.UpstreamCheckInterval = 0 }, wantErr: "--upstream-check-interval"},
+		{name: "handover socket path too long", mutate: func(c *Config) { c.HandoverSocket = "/tmp/" + strings.Repeat("s", 120) }, wantErr: "limited to 107"},
+		{name: "handover socket with NUL", mutate: func(c *Config) { c.HandoverSocket = "/tmp/a\x00b" }, wantErr: "NUL"},
+		{name: "handover socket in missing dir", mutate: func(c *Config) { c.HandoverSocket = "/nonexistent-dir/h.sock" }, wantErr: "--handover-socket"},
+		{name: "handover socket under a file", mutate: func(c *Config) { c.HandoverSocket = "/etc/hostname/h.sock" }, wantErr: "--handover-socket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,13 @@ type Proxy struct {
 	redir   *http.Server // nil without --redirect-http
 	redirLn net.Listener
 
+	rawLn, rawRedirLn net.Listener    // the bound sockets, offered on --handover-socket
+	inherited         *inherited      // what a predecessor handed over (nil: none)
+	handover          *handoverServer // nil without --handover-socket
+	handedOver        chan struct{}   // closed when a successor serves our sockets
+	handedOverOnce    sync.Once
+	fresh             freshConns // HTTP/1.x connections not yet served a request
+
 	draining   atomic.Bool
 	open       atomic.Int64
 	upEver     atomic.Bool
@@ -85,7 +92,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}
-	p := &Proxy{cfg: cfg, log: logger, m: m}
+	p := &Proxy{cfg: cfg, log: logger, m: m, handedOver: make(chan struct{})}
 
 	checkEvery := cfg.CertCheckInterval
 	if checkEvery == 0 {
@@ -151,10 +158,16 @@ func (p *Proxy) listen() error {
 	if cfg.ReusePort && !reusePortSupported {
 		p.log.Warn("SO_REUSEPORT is not supported on this platform; --reuse-port ignored")
 	}
-	raw, err := listenTCP(context.Background(), cfg.Listen, cfg.ReusePort)
-	if err != nil {
-		return fmt.Errorf("--listen %q: %w", cfg.Listen, err)
+	p.takeOver()
+	raw := p.inheritedListener(false)
+	if raw == nil {
+		var err error
+		if raw, err = listenTCP(context.Background(), cfg.Listen, cfg.ReusePort); err != nil {
+			p.inherited.release()
+			return fmt.Errorf("--listen %q: %w", cfg.Listen, err)
+		}
 	}
+	p.rawLn = raw
 	p.addr = raw.Addr()
 	var ln net.Listener = raw
 	if cfg.ProxyProtocol {
@@ -184,7 +197,11 @@ func (p *Proxy) listen() error {
 
 	errLog := log.New(errorLogWriter{log: p.log, handshakeErrors: p.m.handshakeErrors}, "", 0)
 	p.srv = &http.Server{
-		Handler:           p.fwd,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.fresh.served(r)
+			p.fwd.ServeHTTP(w, r)
+		}),
+		ConnContext:       p.fresh.connContext,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -197,7 +214,7 @@ func (p *Proxy) listen() error {
 		ConnState: h1guard.ConnState(p.connState),
 	}
 	if cfg.HTTP1Fast {
-		p.fast = &h1fast.Server{Handler: p.fwd, HTTPServer: p.srv}
+		p.fast = &h1fast.Server{Handler: p.srv.Handler, HTTPServer: p.srv}
 	}
 	if err := p.configureHTTP2(); err != nil {
 		_ = p.ln.Close()
@@ -205,11 +222,16 @@ func (p *Proxy) listen() error {
 	}
 
 	if cfg.RedirectHTTP != "" {
-		rl, err := listenTCP(context.Background(), cfg.RedirectHTTP, cfg.ReusePort)
-		if err != nil {
-			_ = p.ln.Close()
-			return fmt.Errorf("--redirect-http %q: %w", cfg.RedirectHTTP, err)
+		rl := p.inheritedListener(true)
+		if rl == nil {
+			var err error
+			if rl, err = listenTCP(context.Background(), cfg.RedirectHTTP, cfg.ReusePort); err != nil {
+				_ = p.ln.Close()
+				p.inherited.release()
+				return fmt.Errorf("--redirect-http %q: %w", cfg.RedirectHTTP, err)
+			}
 		}
+		p.rawRedirLn = rl
 		if cfg.ProxyProtocol {
 			rl = withProxyProtocol(rl, cfg.TrustedProxies, cfg.ReadHeaderTimeout, p.m.ppRejected, p.log)
 		}
@@ -236,12 +258,13 @@ func (p *Proxy) listen() error {
 
 // connState keeps outrigger_open_connections. Hijacked (upgraded)
 // connections leave the count here; package forward tracks them.
-func (p *Proxy) connState(_ net.Conn, s http.ConnState) {
+func (p *Proxy) connState(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
 		p.open.Add(1)
 		p.m.openConns.Inc()
 	case http.StateClosed, http.StateHijacked:
+		p.fresh.gone(c)
 		p.open.Add(-1)
 		p.m.openConns.Dec()
 	}
@@ -301,6 +324,7 @@ func (p *Proxy) Close() error {
 	}
 	var err error
 	p.closeOnce.Do(func() {
+		p.inherited.release()
 		err = p.ln.Close()
 		if p.redirLn != nil {
 			err = errors.Join(err, p.redirLn.Close())
@@ -342,11 +366,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.log.Info("proxy serving", "listen", p.addr.String(), "upstream", p.cfg.Upstream,
 		"redirect_http", addrString(p.RedirectAddr()), "h2", p.cfg.H2, "client_ca", p.cfg.ClientCA != "",
-		"proxy_protocol", p.cfg.ProxyProtocol)
+		"proxy_protocol", p.cfg.ProxyProtocol, "inherited_sockets", p.inherited != nil)
+	p.inherited.serving()
+	p.offerHandover()
 
 	var failed error
 	select {
 	case <-ctx.Done():
+	case <-p.handedOver:
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
 			failed = fmt.Errorf("proxy: serving on %s: %w", p.addr, err)
@@ -365,6 +392,7 @@ func (p *Proxy) shutdown() error {
 func (p *Proxy) doShutdown() error {
 	start := time.Now()
 	p.draining.Store(true)
+	p.handover.close() // a proxy started from now on binds its own sockets
 	p.log.Info("shutdown 1/4: readiness is now false; still serving", "shutdown_delay", p.cfg.ShutdownDelay.String())
 	if p.cfg.ShutdownDelay > 0 {
 		time.Sleep(p.cfg.ShutdownDelay)
@@ -380,6 +408,22 @@ func (p *Proxy) doShutdown() error {
 		wg.Add(1)
 		go func() { defer wg.Done(); redirErr = p.redir.Shutdown(drainCtx) }()
 	}
+	// Stop taking new connections first, but finish the TLS handshakes of
+	// those already accepted and serve them; then Shutdown drains.
+	if d, ok := p.ln.(interface{ Drain(context.Context) error }); ok {
+		_ = d.Drain(drainCtx)
+	}
+	// Keep-alive off: idle connections are closed now, busy ones after
+	// their response. Connections accepted just before get their first
+	// request served (bounded by --read-header-timeout) before Shutdown,
+	// which would drop a request it reads from then on.
+	p.srv.SetKeepAlivesEnabled(false)
+	if p.fast != nil {
+		p.fast.SetKeepAlivesEnabled(false)
+	}
+	freshCtx, cancelFresh := context.WithTimeout(drainCtx, p.cfg.ReadHeaderTimeout)
+	p.fresh.wait(freshCtx)
+	cancelFresh()
 	var fastErr error
 	if p.fast != nil {
 		wg.Add(1)

@@ -471,7 +471,7 @@ func TestEtcdTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	fwd := startForwarder(t, strings.TrimPrefix(e.fwd.target, "http://"), &tls.Config{
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -480,7 +480,7 @@ func TestEtcdTLS(t *testing.T) {
 	})
 	dir := t.TempDir()
 	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	writeFile(t, caFile, string(ca.pem))
+	writeFile(t, caFile, string(ca.PEM))
 	c, k := ca.issue(t, "sidecar", false)
 	writeFile(t, certFile, string(c))
 	writeFile(t, keyFile, string(k))

@@ -351,7 +351,7 @@ func (e *StatusError) Error() string {
 
 // Report sends st to PUT …/v1/configs/NAME/status/SIDECAR.
 func (s *httpSource) Report(ctx context.Context, st Status) error {
-	if !sidecarName.MatchString(st.Sidecar) {
+	if !validSidecarName(st.Sidecar) {
 		return fmt.Errorf("source %s: report: sidecar name %q must be 1-253 of [A-Za-z0-9._-], not starting with '.'", s.base, st.Sidecar)
 	}
 	n, err := strconv.ParseInt(st.Version, 10, 64)

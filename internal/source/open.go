@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -113,11 +112,29 @@ func Open(rawURL string, opts Options) (Source, error) {
 	}
 }
 
-// configName is the config API's name rule (docs/api.md).
-var configName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
+// validName reports whether s is 1 to max bytes of [A-Za-z0-9._-] not
+// starting with '.'. It is a loop rather than the equivalent regexp
+// `^[A-Za-z0-9_-][A-Za-z0-9._-]{0,max-1}$` because a compiled bounded
+// repetition is a program of max steps: built at package init, the two below
+// cost every role (the proxy included) 5,000 allocations and 340 KB.
+func validName(s string, max int) bool {
+	if len(s) == 0 || len(s) > max || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
-// sidecarName bounds the sidecar identity used in status report paths.
-var sidecarName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,252}$`)
+// validConfigName is the config API's name rule (docs/api.md).
+func validConfigName(s string) bool { return validName(s, 128) }
+
+// validSidecarName bounds the sidecar identity used in status report paths.
+func validSidecarName(s string) bool { return validName(s, 253) }
 
 // parsedHTTP is a validated config API source URL.
 type parsedHTTP struct {
@@ -154,7 +171,7 @@ func parseHTTPURL(rawURL string) (parsedHTTP, error) {
 	if name == "" {
 		return parsedHTTP{}, fmt.Errorf("--source %q: missing config name after /v1/configs/", red)
 	}
-	if !configName.MatchString(name) {
+	if !validConfigName(name) {
 		return parsedHTTP{}, fmt.Errorf("--source %q: config name %q must be 1-128 of [A-Za-z0-9._-], not starting with '.'", red, name)
 	}
 	var token string

@@ -12,9 +12,10 @@ import (
 )
 
 // crashOnceUpstream reads each request and, for the first `crashes`
-// requests, closes the connection with a reset instead of answering — what
-// a kill -9 of the app looks like from the proxy. Later requests get "ok".
-func crashOnceUpstream(t *testing.T, crashes int32) (addr string, seen *atomic.Int32) {
+// requests, writes partial (possibly "") and closes the connection with a
+// reset instead of answering — what a kill -9 of the app looks like from the
+// proxy. Later requests get "ok".
+func crashOnceUpstream(t *testing.T, crashes int32, partial string) (addr string, seen *atomic.Int32) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,6 +39,10 @@ func crashOnceUpstream(t *testing.T, crashes int32) (addr string, seen *atomic.I
 					}
 					_, _ = io.Copy(io.Discard, req.Body)
 					if seen.Add(1) <= crashes {
+						if partial != "" {
+							_, _ = io.WriteString(c, partial)
+							time.Sleep(20 * time.Millisecond) // let it arrive before the reset
+						}
 						_ = c.(*net.TCPConn).SetLinger(0) // RST, like a killed process
 						return
 					}
@@ -59,6 +64,7 @@ func TestRetryWhenTheAppDiesWithTheRequestInside(t *testing.T) {
 		body      string
 		window    time.Duration
 		crashes   int32
+		partial   string // response bytes the app wrote before it died
 		want      int
 		wantSeen  int32
 		wantRetry float64
@@ -68,10 +74,16 @@ func TestRetryWhenTheAppDiesWithTheRequestInside(t *testing.T) {
 		{name: "POST with a body is not", method: http.MethodPost, body: "payload", window: 2 * time.Second, crashes: 1, want: 502, wantSeen: 1},
 		{name: "no retry window, no repeat", method: http.MethodGet, window: 0, crashes: 1, want: 502, wantSeen: 1},
 		{name: "a request that kills every instance is repeated only once", method: http.MethodGet, window: 2 * time.Second, crashes: 100, want: 502, wantSeen: 2, wantRetry: 1},
+		{name: "GET cut inside the response header is repeated", method: http.MethodGet, window: 2 * time.Second, crashes: 1, partial: "HTTP/1.1 200 OK\r\nContent-Le", want: 200, wantSeen: 2, wantRetry: 1},
+		{name: "GET cut after the status line is repeated", method: http.MethodGet, window: 2 * time.Second, crashes: 1, partial: "HTTP/1.1 500 Internal Server Error\r\n", want: 200, wantSeen: 2, wantRetry: 1},
+		{name: "POST cut inside the response header is not", method: http.MethodPost, body: "payload", window: 2 * time.Second, crashes: 1, partial: "HTTP/1.1 200 OK\r\n", want: 502, wantSeen: 1},
+		// The response was committed: the client's connection is cut (a
+		// transport error, not a truncated 200), and the app is not asked again.
+		{name: "GET cut inside the body is not", method: http.MethodGet, window: 2 * time.Second, crashes: 1, partial: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhal", want: 0, wantSeen: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, seen := crashOnceUpstream(t, tt.crashes)
+			addr, seen := crashOnceUpstream(t, tt.crashes, tt.partial)
 			e := newEnv(t, Config{Upstream: mustUpstream(t, "http://"+addr), RetryWindow: tt.window, DirectHTTP1: true}, nil)
 			var body io.Reader
 			if tt.body != "" {
@@ -79,12 +91,17 @@ func TestRetryWhenTheAppDiesWithTheRequestInside(t *testing.T) {
 			}
 			req, _ := http.NewRequest(tt.method, e.front.URL+"/x", body)
 			resp, err := e.client(t, false).Do(req)
-			if err != nil {
+			switch {
+			case err != nil && tt.want != 0:
 				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			case err == nil && tt.want == 0:
+				resp.Body.Close()
+				t.Errorf("status %d, want a cut connection", resp.StatusCode)
+			case err == nil:
+				resp.Body.Close()
+				if resp.StatusCode != tt.want {
+					t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+				}
 			}
 			if n := seen.Load(); n != tt.wantSeen {
 				t.Errorf("the app saw the request %d times, want %d", n, tt.wantSeen)

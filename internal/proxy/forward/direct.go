@@ -74,8 +74,9 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 		if err != nil {
 			stop()
 			uc.close()
-			// The connection closed before a single response byte, and the
-			// request has no body and is idempotent, so repeating it is safe
+			// The connection closed before a complete response header (so
+			// nothing reached the client), and the request has no body and
+			// is idempotent, so repeating it is safe
 			// (RFC 9110 §9.2.2): once when a pooled connection was closed by
 			// the app just as we used it, and once more — on a new
 			// connection, through the refused-retry window — when the app
@@ -106,8 +107,9 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 	}
 }
 
-// errStaleConn marks failures that happened before any response byte
-// arrived (the connection was closed or reset under the request).
+// errStaleConn marks failures that happened before a complete response
+// header arrived (the connection was closed or reset under the request),
+// with nothing sent to the client yet.
 var errStaleConn = errors.New("forward: pooled upstream connection closed before responding")
 
 type staleError struct{ err error }
@@ -120,6 +122,12 @@ func unwrapStale(err error) error {
 		return se.err
 	}
 	return err
+}
+
+// connDied reports whether err says the upstream connection was closed or
+// reset.
+func connDied(err error) bool {
+	return err != nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 }
 
 func idempotent(method string) bool {
@@ -147,8 +155,9 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 		}
 		uc.armReadDeadline(now, d)
 	}
-	uc.lim.n = maxResponseHeaderBytes
+	uc.lim.n, uc.lim.err = maxResponseHeaderBytes, nil
 	defer func() { uc.lim.n = math.MaxInt64 }()
+	interim := false // a 1xx was forwarded: the client has seen something
 	for {
 		// Wait for the first bytes, then try the fast parser on what
 		// arrived; errors are left for http.ReadResponse to report.
@@ -170,9 +179,13 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 		}
 		resp, err := http.ReadResponse(uc.br, r)
 		if err != nil {
-			nothingRead := uc.lim.n == maxResponseHeaderBytes && uc.br.Buffered() == 0
-			if nothingRead && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-				// Closed before sending a single byte.
+			// Closed before the response header was complete (before a
+			// single byte: a stale pooled connection; part-way: the app
+			// died while answering). Nothing has reached the client, so
+			// serveDirect may repeat an idempotent request.
+			// (A header line cut by the close reads as malformed: the
+			// connection's own read error says what happened.)
+			if !interim && (connDied(err) || connDied(uc.lim.err)) {
 				return nil, &staleError{err}
 			}
 			return nil, err
@@ -202,6 +215,7 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 			}
 			rw.WriteHeader(resp.StatusCode)
 			clear(hdr)
+			interim = true
 		}
 	}
 }

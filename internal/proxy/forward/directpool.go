@@ -38,8 +38,9 @@ var errHeadersTooLarge = errors.New("forward: upstream response headers exceed 1
 // headerLimit caps the bytes read from the connection while a response
 // header is being parsed; it is lifted for the body.
 type headerLimit struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error // the last read error from r (the connection died: EOF, reset)
 }
 
 func (l *headerLimit) Read(p []byte) (int, error) {
@@ -51,6 +52,9 @@ func (l *headerLimit) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n -= int64(n)
+	if err != nil {
+		l.err = err
+	}
 	return n, err
 }
 

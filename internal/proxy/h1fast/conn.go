@@ -207,8 +207,8 @@ func (c *conn) loop() bool {
 			return false
 		}
 		s.setState(c, http.StateIdle)
-		if s.shuttingDown() {
-			return false
+		if !s.doKeepAlives() {
+			return false // as net/http: the response said Connection: close
 		}
 	}
 }

@@ -438,3 +438,28 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+// TestDifferentialNoKeepAlive compares responses once keep-alives are off
+// (the first step of the proxy's drain): requests are still served, each
+// with Connection: close.
+func TestDifferentialNoKeepAlive(t *testing.T) {
+	var fs *Server
+	p := newPair(t, http.HandlerFunc(behaviours), func(s *http.Server) { s.SetKeepAlivesEnabled(false) })
+	fs = p.fs
+	fs.SetKeepAlivesEnabled(false)
+	for _, raw := range []string{
+		getReq("/cl-ct") + getReq("/nocl"),
+		getReq("/big") + closing,
+		"HEAD /cl-ct HTTP/1.1\r\nHost: a\r\n\r\n",
+		getReq("/conn-close"),
+	} {
+		want := normalise(exchange(t, p.plain, raw))
+		got := normalise(exchange(t, p.fast, raw))
+		if got != want {
+			t.Errorf("responses differ\nnet/http:\n%q\nh1fast:\n%q", want, got)
+		}
+	}
+	if fs.Served() == 0 {
+		t.Fatal("h1fast served nothing")
+	}
+}

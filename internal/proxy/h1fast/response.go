@@ -364,7 +364,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 		return
 	}
 	w.sentHeader = true
-	keepAlives := !w.c.s.shuttingDown()
+	keepAlives := w.c.s.doKeepAlives()
 
 	// The header written is net/http's snapshot if one was taken, else the
 	// live header (unchanged since WriteHeader scanned it, or empty

@@ -38,6 +38,7 @@ type Server struct {
 	stopped  chan struct{} // closed by Shutdown and Close: no more handoffs
 	stopOnce sync.Once
 	shutting atomic.Bool
+	noKeep   atomic.Bool // SetKeepAlivesEnabled(false)
 
 	served atomic.Uint64
 
@@ -60,6 +61,21 @@ func (s *Server) init() {
 }
 
 func (s *Server) shuttingDown() bool { return s.shutting.Load() }
+
+// doKeepAlives reports whether connections may serve another request.
+func (s *Server) doKeepAlives() bool { return !s.noKeep.Load() && !s.shutting.Load() }
+
+// SetKeepAlivesEnabled mirrors http.Server's: with false, responses say
+// "Connection: close" and their connections close after them, and idle
+// connections are closed now; requests are still served (Shutdown stops
+// that). Call it together with HTTPServer's.
+func (s *Server) SetKeepAlivesEnabled(v bool) {
+	s.init()
+	s.noKeep.Store(!v)
+	if !v {
+		s.closeIdle()
+	}
+}
 
 func (s *Server) logf(format string, args ...any) {
 	if l := s.HTTPServer.ErrorLog; l != nil {

@@ -499,3 +499,70 @@ func TestEndToEndBodyViolationBeforeAnyResponse(t *testing.T) {
 		t.Fatalf("status %d, want 400 from the guard", resp.StatusCode)
 	}
 }
+
+// TestTLSListenerDrainFinishesHandshakes: a connection accepted before Drain
+// whose handshake completes after it is still handed to Accept; new
+// connections are refused; Close afterwards ends Accept without an error
+// from the already-closed inner listener.
+func TestTLSListenerDrainFinishesHandshakes(t *testing.T) {
+	cert, pool := selfSigned(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := NewTLSListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}, TLSOptions{})
+	accepted := make(chan net.Conn, 1)
+	acceptErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			accepted <- c
+		}
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+	// Make sure the listener has accepted the TCP connection (its handshake
+	// goroutine waits for the ClientHello) before draining.
+	time.Sleep(100 * time.Millisecond)
+
+	drained := make(chan error, 1)
+	go func() { drained <- ln.(interface{ Drain(context.Context) error }).Drain(context.Background()) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) with a handshake still in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted after Drain")
+	}
+	tc := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake after Drain began: %v", err)
+	}
+	select {
+	case c := <-accepted:
+		c.Close()
+	case err := <-acceptErr:
+		t.Fatalf("Accept = %v, want the drained connection", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection accepted before Drain was not delivered")
+	}
+	if err := <-drained; err != nil {
+		t.Errorf("Drain = %v", err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Errorf("Close after Drain = %v, want nil", err)
+	}
+	if err := <-acceptErr; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+	}
+}

@@ -60,10 +60,16 @@ type Conn struct {
 	answered bool // the 400 has been written (or a body read failed)
 	wmu      sync.Mutex
 	closed   atomic.Bool // set after the 400: Write fails
-	scratch  [256]byte
+	// No read buffer lives here: every idle keep-alive connection carries
+	// this struct, and only a refused one needs to discard input
+	// (discardBuf).
 	// pending holds bytes given back with Unread; Read returns them first.
 	pending []byte
 }
+
+// discardBuf is the size of the buffer a refused connection reads into
+// while it waits or lingers.
+const discardBuf = 256
 
 // TLSConn is a guarded *tls.Conn. net/http does not see a *tls.Conn, but
 // it fills Request.TLS from ConnectionState.
@@ -196,8 +202,9 @@ func (c *Conn) refuse() (int, error) {
 		// writing now would interleave with its response, and an error
 		// would cancel it. Wait like a read with no data would, until
 		// net/http aborts this read (deadline) or the client goes away.
+		buf := make([]byte, discardBuf)
 		for {
-			if _, err := c.Conn.Read(c.scratch[:]); err != nil {
+			if _, err := c.Conn.Read(buf); err != nil {
 				return 0, err
 			}
 		}
@@ -231,8 +238,9 @@ func (c *Conn) linger() {
 	if c.Conn.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
 		return
 	}
+	buf := make([]byte, discardBuf)
 	for n := 0; n < lingerBytes; {
-		m, err := c.Conn.Read(c.scratch[:])
+		m, err := c.Conn.Read(buf)
 		if err != nil {
 			return
 		}

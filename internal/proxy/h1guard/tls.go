@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,13 +37,14 @@ func NewTLSListener(inner net.Listener, cfg *tls.Config, opts TLSOptions) net.Li
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &tlsListener{
-		inner:  inner,
-		cfg:    cfg,
-		opts:   opts,
-		ctx:    ctx,
-		cancel: cancel,
-		conns:  make(chan net.Conn),
-		errc:   make(chan error),
+		inner:    inner,
+		cfg:      cfg,
+		opts:     opts,
+		ctx:      ctx,
+		cancel:   cancel,
+		conns:    make(chan net.Conn),
+		errc:     make(chan error),
+		loopDone: make(chan struct{}),
 	}
 }
 
@@ -57,6 +59,10 @@ type tlsListener struct {
 	errc   chan error // errors from inner.Accept
 	once   sync.Once
 	err    error // inner.Close's result
+
+	draining   atomic.Bool    // Drain closed inner; its ErrClosed is not an error
+	loopDone   chan struct{}  // closed when acceptLoop has returned (or never ran)
+	handshakes sync.WaitGroup // handshakes in progress; Add only in acceptLoop
 }
 
 // Accept returns the next handshaken connection.
@@ -73,8 +79,12 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 }
 
 func (l *tlsListener) acceptLoop() {
+	defer close(l.loopDone)
 	for {
 		c, err := l.inner.Accept()
+		if err != nil && l.draining.Load() && errors.Is(err, net.ErrClosed) {
+			return // Drain: Accept keeps delivering handshakes in progress
+		}
 		if err != nil {
 			// Pass every error on (http.Server backs off on temporary
 			// ones); stop once the listener is closed.
@@ -88,11 +98,13 @@ func (l *tlsListener) acceptLoop() {
 			}
 			continue
 		}
+		l.handshakes.Add(1)
 		go l.handshake(c)
 	}
 }
 
 func (l *tlsListener) handshake(raw net.Conn) {
+	defer l.handshakes.Done()
 	tc := tls.Server(raw, l.cfg)
 	ctx, cancel := context.WithTimeout(l.ctx, l.opts.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -128,11 +140,35 @@ func looksLikeHTTP(hdr [5]byte) bool {
 	return false
 }
 
+// Drain stops accepting new connections (it closes inner) but lets the
+// handshakes in progress finish and hands them to Accept, until they are
+// all done or ctx ends. Call it before http.Server.Shutdown so a client
+// whose TCP connection was accepted just before is served, not cut.
+func (l *tlsListener) Drain(ctx context.Context) error {
+	l.draining.Store(true)
+	err := l.inner.Close()
+	l.start.Do(func() { close(l.loopDone) }) // never accepted: nothing to wait for
+	done := make(chan struct{})
+	go func() {
+		<-l.loopDone // no Add after this
+		l.handshakes.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return err
+}
+
 // Close stops accepting, closes inner and aborts handshakes in progress.
 func (l *tlsListener) Close() error {
 	l.once.Do(func() {
 		l.cancel()
 		l.err = l.inner.Close()
+		if l.draining.Load() && errors.Is(l.err, net.ErrClosed) {
+			l.err = nil // closed by Drain
+		}
 	})
 	return l.err
 }

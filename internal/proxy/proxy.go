@@ -366,7 +366,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.log.Info("proxy serving", "listen", p.addr.String(), "upstream", p.cfg.Upstream,
 		"redirect_http", addrString(p.RedirectAddr()), "h2", p.cfg.H2, "client_ca", p.cfg.ClientCA != "",
-		"proxy_protocol", p.cfg.ProxyProtocol, "inherited_sockets", p.inherited != nil)
+		"proxy_protocol", p.cfg.ProxyProtocol, "inherited_sockets", p.inherited != nil, "http1_fast", p.fast != nil)
 	p.inherited.serving()
 	p.offerHandover()
 

@@ -77,23 +77,24 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-func (s *Server) serve(nc unreader) {
+func (s *Server) serve(ln net.Listener, nc unreader) {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	c.wcond.L = &c.wmu
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := cs.ConnectionState()
 		c.tlsState = &st
 	}
+	// The context chain net/http builds: BaseContext, the server, the
+	// connection's ConnContext, the local address.
 	base := context.Background()
 	if s.HTTPServer.BaseContext != nil {
-		// net/http calls BaseContext per listener; the proxy does not set it.
-		base = s.HTTPServer.BaseContext(nil)
+		base = s.HTTPServer.BaseContext(ln)
 	}
 	base = context.WithValue(base, http.ServerContextKey, s.HTTPServer)
-	base = context.WithValue(base, http.LocalAddrContextKey, nc.LocalAddr())
 	if cc := s.HTTPServer.ConnContext; cc != nil {
 		base = cc(base, nc)
 	}
+	base = context.WithValue(base, http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(base)
 	defer c.cancel()
 	c.br = readerPool.Get().(*bufio.Reader)

@@ -146,7 +146,7 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, a.err
 			}
 			if uc, ok := a.c.(unreader); ok && !isH2(a.c) && !l.s.shuttingDown() {
-				go l.s.serve(uc)
+				go l.s.serve(l, uc)
 				continue
 			}
 			return a.c, nil

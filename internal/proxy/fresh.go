@@ -35,6 +35,11 @@ func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Contex
 	if _, h2 := c.(*tls.Conn); h2 {
 		return ctx // h1guard hands h2 connections over as *tls.Conn
 	}
+	if v, ok := f.marks.Load(c); ok {
+		// --http1-fast handed the connection to net/http before its
+		// first request: it is still the same fresh connection.
+		return context.WithValue(ctx, freshKey{}, v)
+	}
 	m := &freshMark{conn: c}
 	f.n.Add(1)
 	f.marks.Store(c, m)

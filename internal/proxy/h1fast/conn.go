@@ -29,6 +29,9 @@ type conn struct {
 	since    time.Time    // when StateNew was entered
 	res      response
 	rdl      bool // a read deadline is set
+	// announced is set once the ConnState hook was told StateNew: at the
+	// first request served here, or when the connection closes.
+	announced bool
 
 	// The background read (see watch).
 	timer     *time.Timer
@@ -77,7 +80,10 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-func (s *Server) serve(ln net.Listener, nc unreader) {
+// newConn sets up a connection's state and reports it as new, on the
+// accepting goroutine as net/http does: from then on Shutdown sees it, and
+// the ConnContext hook (the proxy's fresh-connection count) has run.
+func (s *Server) newConn(ln net.Listener, nc unreader) *conn {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	c.wcond.L = &c.wmu
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
@@ -96,14 +102,19 @@ func (s *Server) serve(ln net.Listener, nc unreader) {
 	}
 	base = context.WithValue(base, http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(base)
+	s.track(c, true)
+	s.setState(c, http.StateNew)
+	return c
+}
+
+// serve runs the connection on its own goroutine.
+func (c *conn) serve() {
+	s, nc := c.s, c.nc
 	defer c.cancel()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(connReader{c})
 	c.timer = time.AfterFunc(time.Hour, c.watch)
 	c.timer.Stop()
-
-	s.track(c, true)
-	s.setState(c, http.StateNew)
 	if d := s.readHeaderTimeout(); d > 0 {
 		c.setReadDeadline(time.Now().Add(d))
 	}
@@ -257,6 +268,17 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	return c.res.reusable() && !c.gone
 }
 
+// announce tells the ConnState hook about the connection, once.
+func (c *conn) announce() {
+	if c.announced {
+		return
+	}
+	c.announced = true
+	if hook := c.s.HTTPServer.ConnState; hook != nil {
+		hook(c.nc, http.StateNew)
+	}
+}
+
 // handOver passes the connection, with what is buffered, to net/http.
 func (c *conn) handOver() bool {
 	s := c.s
@@ -267,8 +289,14 @@ func (c *conn) handOver() bool {
 	c.setReadDeadline(time.Time{}) // net/http sets its own
 	c.release()
 	s.track(c, false)
-	// Counted again when net/http reports it as new.
-	s.setState(c, http.StateClosed)
+	// A connection handed over before its first request was never
+	// announced: to net/http's hooks it is simply new (its ConnContext
+	// then finds what this server's call set up, e.g. the proxy's
+	// fresh-connection mark). One that served requests here leaves, and
+	// comes back as new.
+	if c.announced {
+		s.setState(c, http.StateClosed)
+	}
 	select {
 	case s.handoff <- c.nc:
 	case <-s.stopped:

@@ -28,6 +28,10 @@
 // handler must not leave work behind that waits for that (the proxy's
 // forwarding handler stops everything it starts before returning).
 //
+// The ConnState hook hears of a connection (StateNew) with its first request
+// or when it closes, not at accept: a connection handed to net/http before
+// its first request is then new to net/http, and counted once.
+//
 // The package does not serve HTTP/2 (those connections go to net/http
 // untouched), request bodies, or protocol upgrades.
 package h1fast

@@ -88,8 +88,12 @@ func (s *Server) logf(format string, args ...any) {
 func (s *Server) setState(c *conn, st http.ConnState) {
 	c.state.Store(int32(st))
 	if st == http.StateNew {
+		// The hook hears of the connection with its first request (see
+		// announce): one handed over before that is new to net/http.
 		c.since = time.Now()
+		return
 	}
+	c.announce()
 	if hook := s.HTTPServer.ConnState; hook != nil {
 		hook(c.nc, st)
 	}
@@ -145,10 +149,6 @@ func (l *listener) Accept() (net.Conn, error) {
 			if a.err != nil {
 				return nil, a.err
 			}
-			if uc, ok := a.c.(unreader); ok && !isH2(a.c) && !l.s.shuttingDown() {
-				go l.s.serve(l, uc)
-				continue
-			}
 			return a.c, nil
 		case <-l.done:
 			return nil, net.ErrClosed
@@ -161,10 +161,17 @@ func isH2(c net.Conn) bool {
 	return ok && cs.ConnectionState().NegotiatedProtocol == "h2"
 }
 
-// pump moves inner's connections to Accept, which also waits for handoffs.
+// pump accepts from inner: it starts serving the connections this server
+// takes and moves the others to Accept, which also waits for handoffs.
 func (l *listener) pump() {
 	for {
 		c, err := l.inner.Accept()
+		if err == nil {
+			if uc, ok := c.(unreader); ok && !isH2(c) && !l.s.shuttingDown() {
+				go l.s.newConn(l, uc).serve()
+				continue
+			}
+		}
 		select {
 		case l.accepted <- accepted{c, err}:
 		case <-l.done:

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -88,6 +89,10 @@ type env struct {
 	stopOnce sync.Once
 }
 
+// http1FastFlag runs every test of the package with --http1-fast:
+// go test ./internal/proxy -args -http1-fast
+var http1FastFlag = flag.Bool("http1-fast", false, "run the proxy tests with --http1-fast")
+
 // baseConfig is a fast test configuration against up, with cert files in dir.
 func baseConfig(up *upstream, certFile, keyFile string) Config {
 	c := DefaultConfig()
@@ -98,6 +103,7 @@ func baseConfig(up *upstream, certFile, keyFile string) Config {
 	c.DrainTimeout = 10 * time.Second
 	c.UpstreamCheckInterval = 50 * time.Millisecond
 	c.AccessLog = false
+	c.HTTP1Fast = *http1FastFlag
 	return c
 }
 

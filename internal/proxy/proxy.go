@@ -17,6 +17,7 @@ import (
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/forward"
+	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1fast"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1guard"
 )
 
@@ -49,7 +50,8 @@ type Proxy struct {
 	fwd   *forward.Handler
 
 	srv     *http.Server
-	ln      net.Listener // TLS listener
+	fast    *h1fast.Server // nil without --http1-fast
+	ln      net.Listener   // TLS listener
 	addr    net.Addr
 	redir   *http.Server // nil without --redirect-http
 	redirLn net.Listener
@@ -212,6 +214,9 @@ func (p *Proxy) listen() error {
 		// pipelined response.
 		ConnState: h1guard.ConnState(p.connState),
 	}
+	if cfg.HTTP1Fast {
+		p.fast = &h1fast.Server{Handler: p.srv.Handler, HTTPServer: p.srv}
+	}
 	if err := p.configureHTTP2(); err != nil {
 		_ = p.ln.Close()
 		return err
@@ -352,13 +357,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 	goBg(p.checkUpstream)
 
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- p.srv.Serve(p.ln) }()
+	ln := p.ln
+	if p.fast != nil {
+		ln = p.fast.Listener(ln)
+	}
+	go func() { serveErr <- p.srv.Serve(ln) }()
 	if p.redir != nil {
 		go func() { serveErr <- p.redir.Serve(p.redirLn) }()
 	}
 	p.log.Info("proxy serving", "listen", p.addr.String(), "upstream", p.cfg.Upstream,
 		"redirect_http", addrString(p.RedirectAddr()), "h2", p.cfg.H2, "client_ca", p.cfg.ClientCA != "",
-		"proxy_protocol", p.cfg.ProxyProtocol, "inherited_sockets", p.inherited != nil)
+		"proxy_protocol", p.cfg.ProxyProtocol, "inherited_sockets", p.inherited != nil, "http1_fast", p.fast != nil)
 	p.inherited.serving()
 	p.offerHandover()
 
@@ -410,11 +419,20 @@ func (p *Proxy) doShutdown() error {
 	// request served (bounded by --read-header-timeout) before Shutdown,
 	// which would drop a request it reads from then on.
 	p.srv.SetKeepAlivesEnabled(false)
+	if p.fast != nil {
+		p.fast.SetKeepAlivesEnabled(false)
+	}
 	freshCtx, cancelFresh := context.WithTimeout(drainCtx, p.cfg.ReadHeaderTimeout)
 	p.fresh.wait(freshCtx)
 	cancelFresh()
+	var fastErr error
+	if p.fast != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); fastErr = p.fast.Shutdown(drainCtx) }()
+	}
 	srvErr := p.srv.Shutdown(drainCtx)
 	wg.Wait()
+	srvErr = errors.Join(srvErr, fastErr)
 
 	p.log.Info("shutdown 3/4: draining upgraded connections", "upgraded", p.fwd.Upgraded())
 	fwdErr := p.fwd.Drain(drainCtx)
@@ -423,6 +441,9 @@ func (p *Proxy) doShutdown() error {
 	if srvErr != nil || redirErr != nil {
 		n := p.open.Load()
 		_ = p.srv.Close()
+		if p.fast != nil {
+			_ = p.fast.Close()
+		}
 		if p.redir != nil {
 			_ = p.redir.Close()
 		}

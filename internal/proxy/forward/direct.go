@@ -46,7 +46,7 @@ func (h *Handler) directEligible(r *http.Request) bool {
 // now is the time the request was handed to the upstream.
 func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 	ci := h.inspectClient(r)
-	f := h.forwardedValues(r, ci)
+	f := h.forwardedValuesLazy(r, ci)
 	ctx := r.Context()
 	crashRetried := false
 	for attempt := 0; ; attempt++ {
@@ -274,7 +274,9 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, trusted bool, 
 	writeHeaderIf(bw, "X-Forwarded-For", f.xff)
 	writeHeaderIf(bw, "X-Forwarded-Proto", f.proto)
 	writeHeaderIf(bw, "X-Forwarded-Host", f.host)
-	writeHeaderIf(bw, "Forwarded", f.forwarded)
+	bw.WriteString("Forwarded: ")
+	bw.Write(f.appendForwarded(bw.AvailableBuffer()))
+	bw.WriteString("\r\n")
 	writeHeaderIf(bw, "X-Real-Ip", f.realIP)
 	if h.certHeader != "" {
 		writeHeaderIf(bw, h.certHeader, f.cert)
@@ -391,9 +393,33 @@ func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn
 	rw.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength == -1 || isEventStream(hdr)
-	buf := h.bufs.Get()
-	defer h.bufs.Put(buf)
+	if fb, ok := resp.Body.(*fixedBody); ok && fb.n > 0 && int64(fb.br.Buffered()) >= fb.n {
+		// The whole body is already in the read buffer (a small response):
+		// hand it over from there rather than through a copy buffer.
+		p, _ := fb.br.Peek(int(fb.n))
+		if _, werr := rw.Write(p); werr != nil {
+			rw.clientGone = true
+			return false
+		}
+		_, _ = fb.br.Discard(len(p))
+		fb.n = 0
+		if flush {
+			_ = rw.FlushError()
+		}
+	}
+	var buf []byte
+	defer func() {
+		if buf != nil {
+			h.bufs.Put(buf)
+		}
+	}()
 	for {
+		if buf == nil {
+			if fb, ok := resp.Body.(*fixedBody); ok && fb.n == 0 {
+				break // nothing left to read
+			}
+			buf = h.bufs.Get()
+		}
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := rw.Write(buf[:n]); werr != nil {

@@ -98,7 +98,12 @@ func parseSimpleResponse(br *bufio.Reader, method string, dst http.Header, body 
 		if !found || len(name) == 0 || !validFieldName(name) {
 			return 0, 0, false // includes obs-fold (leading space) and bare CR/LF
 		}
-		value = bytes.Trim(value, " \t")
+		for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
+			value = value[1:]
+		}
+		for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
+			value = value[:len(value)-1]
+		}
 		if !validFieldValue(value) {
 			return 0, 0, false
 		}
@@ -146,7 +151,13 @@ func parseSimpleResponse(br *bufio.Reader, method string, dst http.Header, body 
 			continue
 		}
 		key := http.CanonicalHeaderKey(name) // no allocation when already canonical
-		vals[0] = strings.Trim(value, " \t")
+		for value != "" && (value[0] == ' ' || value[0] == '\t') {
+			value = value[1:]
+		}
+		for value != "" && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
+			value = value[:len(value)-1]
+		}
+		vals[0] = value
 		if prior, dup := dst[key]; dup {
 			dst[key] = append(prior, vals[0]) // prior is capped: this copies
 		} else {

@@ -19,6 +19,21 @@ func peerAddr(remote string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// peerString returns a.String() for a parsed from remote by peerAddr, without
+// allocating in the common case: remote is "a.b.c.d:port" with an IPv4
+// address, whose text netip only accepts in the canonical dotted-decimal
+// form a.String() produces, so the host part of remote is that string.
+func peerString(remote string, a netip.Addr) string {
+	if a.Is4() {
+		if i := strings.LastIndexByte(remote, ':'); i > 0 && remote[0] != '[' {
+			if host := remote[:i]; len(host) <= len("255.255.255.255") && strings.IndexByte(host, ':') < 0 {
+				return host
+			}
+		}
+	}
+	return a.String()
+}
+
 // trusted reports whether a is one of the configured trusted proxies.
 func (h *Handler) trusted(a netip.Addr) bool {
 	for _, p := range h.cfg.TrustedProxies {
@@ -47,7 +62,7 @@ func (h *Handler) inspectClient(r *http.Request) clientInfo {
 		return ci
 	}
 	ci.peer = a
-	ci.peerStr = a.String()
+	ci.peerStr = peerString(r.RemoteAddr, a)
 	ci.realClient = ci.peerStr
 	if len(h.cfg.TrustedProxies) == 0 || !h.trusted(a) {
 		return ci
@@ -99,13 +114,41 @@ func parseForwardedIP(s string) (netip.Addr, bool) {
 }
 
 // fwdHeaders are the forwarding header values for one request ("" = omit).
+// The Forwarded value is either the string forwarded or, when that is empty,
+// built while it is written (appendForwarded) from prior, ci, reqHost and
+// reqProto, which saves building a string per request on the direct path.
 type fwdHeaders struct {
 	xff, proto, host, forwarded, realIP, cert string
+
+	prior             []string // a trusted peer's Forwarded values, kept in front
+	ci                clientInfo
+	reqHost, reqProto string
 }
 
 // forwardedValues computes X-Forwarded-For/-Proto/-Host, Forwarded,
 // X-Real-IP and the client certificate header for a request from peer ci.
 func (h *Handler) forwardedValues(in *http.Request, ci clientInfo) fwdHeaders {
+	f := h.forwardedValuesLazy(in, ci)
+	f.forwarded = string(f.appendForwarded(make([]byte, 0, 64+len(f.reqHost))))
+	return f
+}
+
+// appendForwarded appends the Forwarded header value: the trusted prior
+// values, then this hop's element.
+func (f *fwdHeaders) appendForwarded(b []byte) []byte {
+	if f.forwarded != "" {
+		return append(b, f.forwarded...)
+	}
+	for _, p := range f.prior {
+		b = append(b, p...)
+		b = append(b, ", "...)
+	}
+	return appendForwardedElement(b, f.ci, f.reqHost, f.reqProto)
+}
+
+// forwardedValuesLazy is forwardedValues without the Forwarded string: it
+// is appended where the header is written (appendForwarded).
+func (h *Handler) forwardedValuesLazy(in *http.Request, ci clientInfo) fwdHeaders {
 	var f fwdHeaders
 	proto := "http"
 	if in.TLS != nil {
@@ -133,12 +176,10 @@ func (h *Handler) forwardedValues(in *http.Request, ci clientInfo) fwdHeaders {
 		f.host = v[0]
 	}
 
-	// RFC 7239 Forwarded.
-	f.forwarded = forwardedElement(ci, in.Host, proto)
+	// RFC 7239 Forwarded: the trusted peer's elements, then ours.
+	f.ci, f.reqHost, f.reqProto = ci, in.Host, proto
 	if ci.trusted {
-		if prior := in.Header["Forwarded"]; len(prior) > 0 {
-			f.forwarded = strings.Join(prior, ", ") + ", " + f.forwarded
-		}
+		f.prior = in.Header["Forwarded"]
 	}
 
 	// X-Real-IP: the original client, never what an untrusted client claims.
@@ -188,40 +229,31 @@ func (h *Handler) setForwarded(in *http.Request, out http.Header, ci clientInfo)
 	}
 }
 
-// forwardedElement builds one RFC 7239 forwarded-element:
+// appendForwardedElement appends one RFC 7239 forwarded-element:
 // for=192.0.2.1;host=example.com;proto=https, with IPv6 nodes quoted and
 // bracketed (for="[2001:db8::1]") and values quoted when not tokens.
-func forwardedElement(ci clientInfo, host, proto string) string {
-	var b strings.Builder
-	b.Grow(64 + len(host))
-	b.WriteString("for=")
+func appendForwardedElement(b []byte, ci clientInfo, host, proto string) []byte {
+	b = append(b, "for="...)
 	switch {
 	case ci.peerStr == "":
-		b.WriteString("unknown")
+		b = append(b, "unknown"...)
 	case ci.peer.Is6():
-		b.WriteString(`"[`)
-		b.WriteString(ci.peerStr)
-		b.WriteString(`]"`)
+		b = append(b, `"[`...)
+		b = append(b, ci.peerStr...)
+		b = append(b, `]"`...)
 	default:
-		b.WriteString(ci.peerStr)
+		b = append(b, ci.peerStr...)
 	}
 	if host != "" {
-		b.WriteString(";host=")
-		writeForwardedValue(&b, host)
+		b = append(b, ";host="...)
+		if isToken(host) {
+			b = append(b, host...)
+		} else {
+			b = appendQuoted(b, host)
+		}
 	}
-	b.WriteString(";proto=")
-	b.WriteString(proto)
-	return b.String()
-}
-
-// writeForwardedValue writes v as an RFC 7230 token if it is one, else as a
-// quoted-string (see writeQuoted).
-func writeForwardedValue(b *strings.Builder, v string) {
-	if isToken(v) {
-		b.WriteString(v)
-		return
-	}
-	writeQuoted(b, v)
+	b = append(b, ";proto="...)
+	return append(b, proto...)
 }
 
 func isToken(v string) bool {
@@ -283,7 +315,7 @@ func writeIdentityValue(b *strings.Builder, v string) {
 	b.WriteString(v)
 }
 
-// writeQuoted writes v as a quoted-string with '"' and '\' escaped and
+// writeQuoted writes v as a quoted-string with '"' and '\\' escaped and
 // control characters (which no header value may carry) dropped.
 func writeQuoted(b *strings.Builder, v string) {
 	b.WriteByte('"')
@@ -299,6 +331,22 @@ func writeQuoted(b *strings.Builder, v string) {
 		}
 	}
 	b.WriteByte('"')
+}
+
+// appendQuoted is writeQuoted appending to b.
+func appendQuoted(b []byte, v string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == 0x7f:
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // stripSpoofable removes headers that legacy frameworks read as "the client's

@@ -1,6 +1,8 @@
 package forward
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -29,12 +31,12 @@ func rewriteFor(t *testing.T, h *Handler, in *http.Request) http.Header {
 	return out.Header
 }
 
+// TestForwardedHeaders checks the forwarding headers on both upstream paths:
+// ReverseProxy's Rewrite and the direct path's own serialisation.
 func TestForwardedHeaders(t *testing.T) {
 	up := mustUpstream(t, "http://127.0.0.1:8080")
 	trustedNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
-	type want struct {
-		xff, proto, host, fwd, realIP string
-	}
+	type want = forwardedWant
 	for _, tc := range []struct {
 		name    string
 		remote  string
@@ -124,34 +126,72 @@ func TestForwardedHeaders(t *testing.T) {
 			for k, v := range tc.headers {
 				in.Header.Set(k, v)
 			}
-			got := rewriteFor(t, h, in)
-			check := func(name, want string) {
-				t.Helper()
-				vals := got.Values(name)
-				if want == "" {
-					if len(vals) != 0 {
-						t.Errorf("%s = %q, want none", name, vals)
-					}
-					return
-				}
-				if len(vals) != 1 || vals[0] != want {
-					t.Errorf("%s = %q, want %q", name, vals, want)
-				}
-			}
-			check("X-Forwarded-For", tc.want.xff)
-			check("X-Forwarded-Proto", tc.want.proto)
-			check("X-Forwarded-Host", tc.want.host)
-			check("Forwarded", tc.want.fwd)
-			check("X-Real-Ip", tc.want.realIP)
-			if tc.headers["X-Forwarded-Ssl"] != "" {
-				want := ""
-				if h.trusted(mustPeer(t, tc.remote)) {
-					want = tc.headers["X-Forwarded-Ssl"]
-				}
-				check("X-Forwarded-Ssl", want)
-				check("True-Client-Ip", want)
+			for _, path := range []struct {
+				name string
+				out  func(*testing.T, *Handler, *http.Request) http.Header
+			}{{"reverseproxy", rewriteFor}, {"direct", directRequestFor}} {
+				t.Run(path.name, func(t *testing.T) { checkForwarded(t, h, tc.remote, tc.headers, path.out(t, h, in), tc.want) })
 			}
 		})
+	}
+}
+
+// directRequestFor serialises in the way the direct path does and parses
+// the result back, so its headers can be compared with rewriteFor's.
+func directRequestFor(t *testing.T, h *Handler, in *http.Request) http.Header {
+	t.Helper()
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	ci := h.inspectClient(in)
+	f := h.forwardedValuesLazy(in, ci)
+	if err := h.writeRequest(bw, in, ci.trusted, &f); err != nil {
+		t.Fatal(err)
+	}
+	out, err := http.ReadRequest(bufio.NewReader(&buf))
+	if err != nil {
+		t.Fatalf("direct request unreadable: %v\n%s", err, buf.String())
+	}
+	return out.Header
+}
+
+type forwardedWant struct {
+	xff, proto, host, fwd, realIP string
+}
+
+// checkForwarded compares the forwarding headers a request from remote
+// carrying headers was sent upstream with.
+func checkForwarded(t *testing.T, h *Handler, remote string, headers map[string]string, got http.Header, want forwardedWant) {
+	t.Helper()
+	tc := struct {
+		remote  string
+		headers map[string]string
+		want    forwardedWant
+	}{remote, headers, want}
+	check := func(name, want string) {
+		t.Helper()
+		vals := got.Values(name)
+		if want == "" {
+			if len(vals) != 0 {
+				t.Errorf("%s = %q, want none", name, vals)
+			}
+			return
+		}
+		if len(vals) != 1 || vals[0] != want {
+			t.Errorf("%s = %q, want %q", name, vals, want)
+		}
+	}
+	check("X-Forwarded-For", tc.want.xff)
+	check("X-Forwarded-Proto", tc.want.proto)
+	check("X-Forwarded-Host", tc.want.host)
+	check("Forwarded", tc.want.fwd)
+	check("X-Real-Ip", tc.want.realIP)
+	if tc.headers["X-Forwarded-Ssl"] != "" {
+		want := ""
+		if h.trusted(mustPeer(t, tc.remote)) {
+			want = tc.headers["X-Forwarded-Ssl"]
+		}
+		check("X-Forwarded-Ssl", want)
+		check("True-Client-Ip", want)
 	}
 }
 
@@ -316,4 +356,28 @@ func FuzzForwardedHeaders(f *testing.F) {
 			t.Fatalf("own Forwarded element %q", own)
 		}
 	})
+}
+
+// TestPeerString checks that the allocation-free peer text equals
+// netip.Addr.String for every remote address shape peerAddr accepts.
+func TestPeerString(t *testing.T) {
+	for _, remote := range []string{
+		"192.0.2.1:80", "10.0.0.1:1", "255.255.255.255:65535", "0.0.0.0:0", "1.2.3.4",
+		"[::ffff:192.0.2.8]:1", "::ffff:192.0.2.8", "[2001:db8::1]:443", "[2001:DB8:0::1]:1", "2001:db8::1",
+		"[fe80::1%eth0]:1", "[::1]:8443", "[::ffff:7f00:1]:9",
+	} {
+		a, ok := peerAddr(remote)
+		if !ok {
+			t.Fatalf("peerAddr(%q) failed", remote)
+		}
+		if got, want := peerString(remote, a), a.String(); got != want {
+			t.Errorf("peerString(%q) = %q, want %q", remote, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		a, _ := peerAddr("192.0.2.1:443")
+		_ = peerString("192.0.2.1:443", a)
+	}); n != 0 {
+		t.Errorf("IPv4 peer text allocates %.0f times", n)
+	}
 }

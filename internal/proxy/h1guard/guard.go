@@ -63,6 +63,8 @@ type Conn struct {
 	// No read buffer lives here: every idle keep-alive connection carries
 	// this struct, and only a refused one needs to discard input
 	// (discardBuf).
+	// pending holds bytes given back with Unread; Read returns them first.
+	pending []byte
 }
 
 // discardBuf is the size of the buffer a refused connection reads into
@@ -119,6 +121,15 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 // Read reads from the connection, returning only bytes that precede a
 // violation.
 func (c *Conn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		// Already scanned on their first way through.
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
 	if c.reason != "" {
 		return c.refuse()
 	}
@@ -148,6 +159,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return i, nil
 	}
 	return c.refuse()
+}
+
+// Unread gives back bytes that an earlier reader took from c but did not
+// use, so that the next reader of c gets them first: a server that hands a
+// connection over to another one passes on what it had buffered. p must be
+// exactly the bytes most recently read and not consumed, and no Read may run
+// concurrently. The bytes are not scanned again.
+func (c *Conn) Unread(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	c.pending = append(append(make([]byte, 0, len(p)+len(c.pending)), p...), c.pending...)
 }
 
 // refuse answers a Read once a violation was found.

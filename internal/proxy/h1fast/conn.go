@@ -26,7 +26,7 @@ type conn struct {
 	ctx      context.Context // ends when the client is gone or the connection closes
 	cancel   context.CancelFunc
 	state    atomic.Int32 // http.ConnState
-	since    time.Time    // when StateNew was entered
+	since    atomic.Int64 // when StateNew was entered (UnixNano); read by closeIdle
 	res      response
 	rdl      bool // a read deadline is set
 	// announced is set once the ConnState hook was told StateNew: at the

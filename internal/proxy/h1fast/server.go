@@ -90,7 +90,7 @@ func (s *Server) setState(c *conn, st http.ConnState) {
 	if st == http.StateNew {
 		// The hook hears of the connection with its first request (see
 		// announce): one handed over before that is new to net/http.
-		c.since = time.Now()
+		c.since.Store(time.Now().UnixNano())
 		return
 	}
 	c.announce()
@@ -228,7 +228,7 @@ func (s *Server) closeIdle() bool {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		st := http.ConnState(c.state.Load())
-		if st == http.StateIdle || (st == http.StateNew && time.Since(c.since) > 5*time.Second) {
+		if st == http.StateIdle || (st == http.StateNew && time.Since(time.Unix(0, c.since.Load())) > 5*time.Second) {
 			_ = c.nc.Close()
 		}
 	}

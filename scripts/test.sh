@@ -36,6 +36,9 @@ fi
 step "go test -race (all packages but the reliability suite)"
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v /test/reliability) 2>&1 | tee /tmp/outrigger-test.log
 
+step "proxy tests again with net/http alone serving HTTP/1.1 (--http1-fast=false)"
+go test -race -count=1 -timeout 10m ./internal/proxy/ -args -http1-fast=false 2>&1 | tee -a /tmp/outrigger-test.log
+
 step "reliability suite (test/reliability, no -race)"
 go test -count=1 -timeout 20m ./test/reliability/ 2>&1 | tee -a /tmp/outrigger-test.log
 

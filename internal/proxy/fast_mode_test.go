@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/tcpserve"
 )
 
 // headEchoApp is an app that answers every request with the request head
@@ -19,69 +21,55 @@ import (
 // interim 103 first, /close closes after answering.
 func headEchoApp(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
+	addr := tcpserve.Start(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var head strings.Builder
+			cl := 0
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				head.WriteString(line)
+				if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+					cl, _ = strconv.Atoi(strings.TrimSpace(v))
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			body := make([]byte, cl)
+			if _, err := io.ReadFull(br, body); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var head strings.Builder
-					cl := 0
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
-							cl, _ = strconv.Atoi(strings.TrimSpace(v))
-						}
-						if line == "\r\n" {
-							break
-						}
-					}
-					body := make([]byte, cl)
-					if _, err := io.ReadFull(br, body); err != nil {
-						return
-					}
-					h := head.String()
-					path := strings.Fields(h)[1]
-					var out string
-					switch {
-					case strings.HasPrefix(path, "/sse"):
-						out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
-							fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(h), h)
-					case strings.HasPrefix(path, "/1xx"):
-						out = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
-							fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
-					case strings.HasPrefix(path, "/notype"):
-						out = fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
-					case strings.HasPrefix(path, "/404"):
-						out = fmt.Sprintf("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nX-App: 1\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
-					default:
-						out = fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: %d\r\n\r\n%s%s", len(h), h, body)
-						out = strings.Replace(out, fmt.Sprintf("Content-Length: %d", len(h)), fmt.Sprintf("Content-Length: %d", len(h)+len(body)), 1)
-					}
-					if _, err := io.WriteString(c, out); err != nil {
-						return
-					}
-					if strings.HasPrefix(path, "/close") {
-						return
-					}
-				}
-			}()
+			h := head.String()
+			path := strings.Fields(h)[1]
+			var out string
+			switch {
+			case strings.HasPrefix(path, "/sse"):
+				out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+					fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(h), h)
+			case strings.HasPrefix(path, "/1xx"):
+				out = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+					fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
+			case strings.HasPrefix(path, "/notype"):
+				out = fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
+			case strings.HasPrefix(path, "/404"):
+				out = fmt.Sprintf("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nX-App: 1\r\nContent-Length: %d\r\n\r\n%s", len(h), h)
+			default:
+				out = fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: %d\r\n\r\n%s%s", len(h), h, body)
+				out = strings.Replace(out, fmt.Sprintf("Content-Length: %d", len(h)), fmt.Sprintf("Content-Length: %d", len(h)+len(body)), 1)
+			}
+			if _, err := io.WriteString(c, out); err != nil {
+				return
+			}
+			if strings.HasPrefix(path, "/close") {
+				return
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
+	return "http://" + addr
 }
 
 var fastDateRE = regexp.MustCompile(`Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT`)

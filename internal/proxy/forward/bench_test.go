@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/tcpserve"
 )
 
 // discardWriter is a minimal ResponseWriter so the benchmark measures the
@@ -115,36 +117,22 @@ func benchForward1KiBParallel(b *testing.B, direct bool) {
 // with the same 1 KiB response, without net/http, so that the allocations
 // BenchmarkForwardCanned reports are the handler's own.
 func cannedUpstream(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("a", 1024))
-	go func() {
+	addr := tcpserve.Start(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) <= 2 { // the blank line ending the header
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-					}
+			if len(line) <= 2 { // the blank line ending the header
+				if _, err := c.Write(resp); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
+	return "http://" + addr
 }
 
 // BenchmarkForwardCanned is BenchmarkForward1KiB against cannedUpstream:

@@ -53,6 +53,9 @@ func (f *freshConns) connContext(ctx context.Context, c net.Conn) context.Contex
 // served is called by the handler for every request: the first one of a
 // connection makes it no longer fresh.
 func (f *freshConns) served(r *http.Request) {
+	if f.n.Load() == 0 {
+		return // no connection is fresh: skip the context lookup (the common case under keep-alive)
+	}
 	if m, ok := r.Context().Value(freshKey{}).(*freshMark); ok && !m.done.Load() && m.done.CompareAndSwap(false, true) {
 		f.n.Add(-1)
 		f.marks.Delete(m.conn)

@@ -49,46 +49,10 @@ die() {
 	exit 1
 }
 
-PIDS=()
 WORK=$(mktemp -d /tmp/outrigger-prop.XXXXXX)
-cleanup() {
-	local rc=$?
-	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	local keep=()
-	for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-
-# show ARGS…: the command as one shell-readable line, temp paths removed.
-show() {
-	local a q="'" out=()
-	for a in "$@"; do
-		a=${a#"${BIN:-/nonexistent}/"}
-		a=${a//"$WORK/"/}
-		a=${a#bin/}
-		case $a in
-		'' | *[[:space:]\"\'\;\&\|\<\>\$\*\?\(\)]*) a="$q${a//$q/$q\\$q$q}$q" ;;
-		esac
-		out+=("$a")
-	done
-	printf '%s\n' "${out[*]}"
-}
+STOP_WAIT=100 # config serve with 10,000 watchers may take a while to drain
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh" # PIDS, cleanup on exit, stop, show
 
 wait_http() { # URL: until it answers 2xx (30 s)
 	for _ in $(seq 300); do

@@ -84,34 +84,9 @@ die() {
 }
 
 # --- processes and cleanup --------------------------------------------------
-PIDS=()
 WORK=$(mktemp -d /tmp/outrigger-bench.XXXXXX)
-cleanup() {
-	local rc=$?
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop PID: TERM, then KILL after 5 s; forget it.
-stop() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	local keep=()
-	for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh" # PIDS, cleanup on exit, stop, show
 
 # rss_kib PID [FIELD]: VmRSS (or another /proc/PID/status field in kB, e.g.
 # RssAnon) of PID and all its descendants, in KiB.
@@ -339,21 +314,6 @@ start_candidate() {
 	tail -20 "$logf" >&2
 	stop "$CAND_PID"
 	return 1
-}
-
-# show ARGS…: the command as one shell-readable line, temp paths removed.
-show() {
-	local a q="'" out=()
-	for a in "$@"; do
-		a=${a#"${BIN:-/nonexistent}/"}
-		a=${a//"$WORK/"/}
-		a=${a#bin/}
-		case $a in
-		'' | *[[:space:]\"\'\;\&\|\<\>\$\*\?\(\)]*) a="$q${a//$q/$q\\$q$q}$q" ;;
-		esac
-		out+=("$a")
-	done
-	printf '%s\n' "${out[*]}"
 }
 
 # record CMD…: log the exact command (first round only) and run it.

@@ -8,23 +8,7 @@ import (
 	"net"
 )
 
-var errNoPredecessor = errors.New("no running proxy on the handover socket")
-
 var errHandoverUnsupported = errors.New("--handover-socket is only supported on Linux")
-
-type handoverOffer struct {
-	Listen   string `json:"listen"`
-	Redirect string `json:"redirect,omitempty"`
-	PID      int    `json:"pid"`
-}
-
-type inherited struct {
-	listen, redirect net.Listener
-	pid              int
-}
-
-func (in *inherited) serving() {}
-func (in *inherited) release() {}
 
 type handoverServer struct{}
 

@@ -1,32 +1,7 @@
-//go:build linux
-
 package proxy
 
-// Listener handover: a zero-loss restart of the proxy on one host.
-//
-// With --handover-socket PATH, a starting proxy first dials PATH. If an
-// older proxy answers, it receives the old proxy's listening sockets (the
-// file descriptors, over SCM_RIGHTS) instead of binding new ones, so both
-// processes accept from the very same kernel socket and accept queue. Once
-// the new proxy serves, it says so, and the old one runs its graceful
-// shutdown (readiness false, --shutdown-delay, stop accepting, drain). A
-// connection that is in the accept queue when the old proxy stops accepting
-// stays in the queue and is accepted by the new proxy: unlike two sockets
-// sharing a port with SO_REUSEPORT, where the kernel resets what was queued
-// on the closed socket (unless net.ipv4.tcp_migrate_req=1), nothing is
-// refused.
-//
-// The new proxy then listens on PATH itself, for the next restart. The
-// socket file is created with mode 0600 and a peer must run as the same
-// user (or root), checked with SO_PEERCRED.
-//
-// Wire protocol (one Unix stream connection, newline-terminated JSON):
-//
-//	new → old  {"op":"take","pid":N}
-//	old → new  {"listen":"…","redirect":"…","pid":N}  + SCM_RIGHTS [listen fd, redirect fd?]
-//	new → old  {"op":"serving"}                        (when the new proxy serves)
-//
-// If the new proxy goes away before "serving", the old one keeps serving.
+// The Linux side of the listener handover (see handover_proxy.go): passing
+// descriptors over SCM_RIGHTS and checking the peer with SO_PEERCRED.
 
 import (
 	"bufio"
@@ -41,30 +16,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// handoverTimeout bounds each step of the exchange with the predecessor.
-const handoverTimeout = 5 * time.Second
-
-type handoverRequest struct {
-	Op  string `json:"op"`
-	PID int    `json:"pid,omitempty"`
-}
-
-type handoverOffer struct {
-	Listen   string `json:"listen"`
-	Redirect string `json:"redirect,omitempty"`
-	PID      int    `json:"pid"`
-}
-
-// inherited is what a predecessor handed over.
-type inherited struct {
-	listen, redirect net.Listener // nil where not handed over or not matching
-	pid              int
-	conn             *net.UnixConn // kept open until we serve; then "serving"
-}
-
-// errNoPredecessor means nobody answered on the handover socket.
-var errNoPredecessor = errors.New("no running proxy on the handover socket")
 
 // takeListeners asks the proxy on path for its listening sockets. It returns
 // errNoPredecessor if the socket does not exist or nobody listens on it.
@@ -135,28 +86,6 @@ func takeListeners(path, listen, redirect string) (*inherited, error) {
 	return in, nil
 }
 
-// serving tells the predecessor that we serve, so it can drain and exit.
-func (in *inherited) serving() {
-	if in == nil || in.conn == nil {
-		return
-	}
-	_ = in.conn.SetWriteDeadline(time.Now().Add(handoverTimeout))
-	_ = writeJSONLine(in.conn, handoverRequest{Op: "serving", PID: os.Getpid()})
-	_ = in.conn.Close()
-	in.conn = nil
-}
-
-// release closes what was not used (New failed after the handover).
-func (in *inherited) release() {
-	if in == nil {
-		return
-	}
-	if in.conn != nil {
-		_ = in.conn.Close()
-		in.conn = nil
-	}
-}
-
 func parseRights(oob []byte) ([]*os.File, error) {
 	msgs, err := syscall.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -173,22 +102,6 @@ func parseRights(oob []byte) ([]*os.File, error) {
 		}
 	}
 	return files, nil
-}
-
-func writeJSONLine(c net.Conn, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = c.Write(append(b, '\n'))
-	return err
-}
-
-func trimLine(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // handoverServer offers our listening sockets to a successor on path.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,4 +155,43 @@ func TestHTTP1FastDifferential(t *testing.T) {
 	if n := fast.p.open.Load(); n != 0 {
 		t.Errorf("open connections after shutdown: %d", n)
 	}
+}
+
+// TestParkedConnectionsMetric: with --http1-fast an idle keep-alive
+// connection parks, outrigger_parked_connections shows it, its next request
+// is proxied as before, and the gauge drops when the client leaves.
+func TestParkedConnectionsMetric(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("connections park on Linux only")
+	}
+	e := newEnv(t, func(c *Config) { c.HTTP1Fast = true })
+	e.waitReady()
+	c, err := tls.Dial("tcp", e.addr(), e.clientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	parked := func() float64 { return metricValue(t, e.reg, "outrigger_parked_connections", nil) }
+	for _, path := range []string{"/one", "/two"} {
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), path) {
+			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+		}
+		waitFor(t, "the connection parked", func() bool { return parked() == 1 })
+	}
+	if open := metricValue(t, e.reg, "outrigger_open_connections", nil); open != 1 {
+		t.Errorf("outrigger_open_connections = %v with one parked connection, want 1", open)
+	}
+	_ = c.Close()
+	waitFor(t, "no parked connection", func() bool { return parked() == 0 })
 }

@@ -10,11 +10,14 @@ import (
 	"os/exec"
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1fast"
 )
 
 // Environment of the child process that holds the idle connections.
@@ -34,6 +37,11 @@ const (
 //	total-B/conn  both
 //
 // Run: go test -run '^$' -bench IdleConnMemory -benchtime 3x ./internal/proxy
+//
+// What the bytes are: IDLE_HEAP_PROFILE=/tmp/heap.out go test -run '^$'
+// -bench IdleConnMemory -benchtime 1x -memprofilerate 1 -o /tmp/proxy.test
+// ./internal/proxy, then go tool pprof -sample_index=inuse_space -top
+// /tmp/proxy.test /tmp/heap.out (a heap profile taken when it measures).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const n = 500
 	e := newEnv(b, nil)
@@ -102,8 +110,23 @@ func measureIdleConns(b *testing.B, e *env, n int) (heapPerConn, stackPerConn fl
 		b.Fatal("child did not open its connections within 60s")
 	}
 	waitFor(b, "all connections open", func() bool { return e.p.open.Load() == int64(n) })
+	// Idle means idle for longer than --http1-fast connections take to
+	// park (h1fast.Server.ParkAfter).
+	time.Sleep(3 * h1fast.DefaultParkAfter)
 	heap1, stack1 := heapAndStacks()
-	return float64(heap1-heap0) / float64(n), float64(stack1-stack0) / float64(n)
+	if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+		fh, err := os.Create(f)
+		if err == nil {
+			err = pprof.WriteHeapProfile(fh)
+			_ = fh.Close()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Signed: stacks of goroutines that exited (the handshakes') can leave
+	// less stack memory than before.
+	return float64(int64(heap1)-int64(heap0)) / float64(n), float64(int64(stack1)-int64(stack0)) / float64(n)
 }
 
 // heapAndStacks returns live heap object bytes and goroutine stack bytes

@@ -10,6 +10,7 @@ import (
 // certificate metrics in package certs.
 type metrics struct {
 	openConns       prometheus.Gauge
+	parkedConns     prometheus.Gauge
 	handshakeErrors prometheus.Counter
 	ppRejected      prometheus.Counter
 	upstreamUp      prometheus.Gauge
@@ -22,6 +23,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		openConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "outrigger_open_connections",
 			Help: "Client connections open on the HTTPS listener (upgraded ones are counted by package forward).",
+		}),
+		parkedConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outrigger_parked_connections",
+			Help: "Idle HTTP/1.1 keep-alive connections (--http1-fast) waiting for their next request without a goroutine or buffers; included in outrigger_open_connections.",
 		}),
 		handshakeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrigger_tls_handshake_errors_total",
@@ -49,6 +54,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	if m.openConns, err = promreg.Register(reg, m.openConns); err != nil {
+		return nil, err
+	}
+	if m.parkedConns, err = promreg.Register(reg, m.parkedConns); err != nil {
 		return nil, err
 	}
 	if m.handshakeErrors, err = promreg.Register(reg, m.handshakeErrors); err != nil {

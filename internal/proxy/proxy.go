@@ -215,7 +215,7 @@ func (p *Proxy) listen() error {
 		ConnState: h1guard.ConnState(p.connState),
 	}
 	if cfg.HTTP1Fast {
-		p.fast = &h1fast.Server{Handler: p.srv.Handler, HTTPServer: p.srv}
+		p.fast = &h1fast.Server{Handler: p.srv.Handler, HTTPServer: p.srv, OnPark: p.m.parkedConns.Add}
 	}
 	if err := p.configureHTTP2(); err != nil {
 		_ = p.ln.Close()

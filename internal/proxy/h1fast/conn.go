@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -23,15 +24,23 @@ type conn struct {
 	werr     error // first write error, as net/http's checkConnErrorWriter
 	tlsState *tls.ConnectionState
 	remote   string
+	raw      syscall.RawConn // the socket, if the connection can park (park.go)
+	pstate   atomic.Uint32   // parkNone, parkWaiting, parkClaimed
+	pid      int32           // registration id while parked, else -1
+	ptimer   *time.Timer     // a parked connection's idle deadline
 	ctx      context.Context // ends when the client is gone or the connection closes
 	cancel   context.CancelFunc
 	state    atomic.Int32 // http.ConnState
 	since    atomic.Int64 // when StateNew was entered (UnixNano); read by closeIdle
-	res      response
-	rdl      bool // a read deadline is set
+	res      *response    // from responsePool while the connection is not parked
+	rdl      bool         // a read deadline is set
 	// announced is set once the ConnState hook was told StateNew: at the
 	// first request served here, or when the connection closes.
 	announced bool
+	// requests counts the requests that arrived; firstBy and idleBy are
+	// the read deadlines of the wait for the first and for the next one.
+	requests        int
+	firstBy, idleBy time.Time
 
 	// The background read (see watch).
 	timer     *time.Timer
@@ -75,16 +84,29 @@ func (w connWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// putResponse gives the response state back to responsePool. A handler must
+// not use its ResponseWriter after it returned (as with net/http); the
+// state is reused only once the connection parks or ends, well after that.
+func (c *conn) putResponse() {
+	if c.res != nil {
+		*c.res = response{}
+		responsePool.Put(c.res)
+		c.res = nil
+	}
+}
+
 var (
-	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
-	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	responsePool = sync.Pool{New: func() any { return new(response) }}
+	readerPool   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writerPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
 // newConn sets up a connection's state and reports it as new, on the
 // accepting goroutine as net/http does: from then on Shutdown sees it, and
 // the ConnContext hook (the proxy's fresh-connection count) has run.
 func (s *Server) newConn(ln net.Listener, nc unreader) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), pid: -1}
+	c.raw = rawConnOf(nc)
 	c.wcond.L = &c.wmu
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := cs.ConnectionState()
@@ -109,25 +131,41 @@ func (s *Server) newConn(ln net.Listener, nc unreader) *conn {
 
 // serve runs the connection on its own goroutine.
 func (c *conn) serve() {
-	s, nc := c.s, c.nc
-	defer c.cancel()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(connReader{c})
 	c.timer = time.AfterFunc(time.Hour, c.watch)
 	c.timer.Stop()
-	if d := s.readHeaderTimeout(); d > 0 {
-		c.setReadDeadline(time.Now().Add(d))
+	c.run()
+}
+
+// run serves requests until the connection ends, is handed over, or parks.
+func (c *conn) run() {
+	for {
+		switch c.loop() {
+		case loopHandedOver:
+			return
+		case loopParked:
+			if c.park(c.waitDeadline()) {
+				return
+			}
+			// Could not park: it waits with a normal read now.
+		default:
+			c.end()
+			return
+		}
 	}
-	if c.loop() {
-		return // handed over
-	}
+}
+
+// end closes the connection and forgets it.
+func (c *conn) end() {
 	if c.bw != nil {
 		_ = c.bw.Flush()
 	}
-	_ = nc.Close()
+	_ = c.nc.Close()
+	c.cancel()
 	c.release()
-	s.track(c, false)
-	s.setState(c, http.StateClosed)
+	c.s.track(c, false)
+	c.s.setState(c, http.StateClosed)
 }
 
 func (s *Server) readHeaderTimeout() time.Duration {
@@ -160,8 +198,12 @@ func (c *conn) setReadDeadline(t time.Time) {
 }
 
 func (c *conn) release() {
-	c.br.Reset(nil)
-	readerPool.Put(c.br)
+	c.putResponse()
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
 	c.putWriter()
 }
 
@@ -180,30 +222,58 @@ func (c *conn) putWriter() {
 	}
 }
 
-// loop serves requests until the connection ends (false) or is handed over
-// to net/http (true).
-func (c *conn) loop() bool {
+// waitDeadline returns the read deadline of the wait for the next request
+// (zero: none), fixed when the wait begins and kept across parking: the
+// first request's, ReadHeaderTimeout from the start, or the idle one.
+func (c *conn) waitDeadline() time.Time {
 	s := c.s
-	for first := true; ; first = false {
-		if !first {
-			if d := s.idleTimeout(); d > 0 {
-				c.setReadDeadline(time.Now().Add(d))
-			} else {
-				c.setReadDeadline(time.Time{})
+	if c.requests == 0 {
+		if d := s.readHeaderTimeout(); d > 0 {
+			if c.firstBy.IsZero() {
+				c.firstBy = time.Now().Add(d)
 			}
+			return c.firstBy
 		}
+	} else if d := s.idleTimeout(); d > 0 {
+		if c.idleBy.IsZero() {
+			c.idleBy = time.Now().Add(d)
+		}
+		return c.idleBy
+	}
+	return time.Time{}
+}
+
+// loop's outcomes.
+const (
+	loopEnded      = iota // the connection is to be closed
+	loopHandedOver        // net/http has it
+	loopParked            // it waits for its next request without a goroutine (park.go)
+)
+
+// loop serves requests until the connection ends, is handed over to
+// net/http, or parks. It keeps the read deadline of a wait across parking:
+// the first request's (ReadHeaderTimeout from the start), or the idle one.
+func (c *conn) loop() int {
+	s := c.s
+	for {
 		if c.br.Buffered() == 0 {
-			if _, err := c.br.Peek(1); err != nil {
-				return false
+			switch err := c.fill(c.waitDeadline()); {
+			case err == errParked:
+				return loopParked
+			case err != nil:
+				return loopEnded
 			}
 		}
+		c.idleBy = time.Time{}
+		c.requests++
 		if s.shuttingDown() {
-			return false // as net/http: a request that arrives during shutdown is not served
+			return loopEnded // as net/http: a request that arrives during shutdown is not served
 		}
 		buf, _ := c.br.Peek(c.br.Buffered())
 		n, ok := plainHead(buf, s.maxHeaderBytes())
 		if !ok {
-			return c.handOver()
+			c.handOver()
+			return loopHandedOver
 		}
 		// The request context is the connection's (see the package doc).
 		req, err := parsePlain(c.ctx, buf[:n])
@@ -213,14 +283,14 @@ func (c *conn) loop() bool {
 			// plainHead admits nothing http.ReadRequest refuses
 			// (FuzzParsePlain); answer as net/http would if it did.
 			_, _ = io.WriteString(c.nc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
-			return false
+			return loopEnded
 		}
 		if !c.serveRequest(req) {
-			return false
+			return loopEnded
 		}
 		s.setState(c, http.StateIdle)
 		if !s.doKeepAlives() {
-			return false // as net/http: the response said Connection: close
+			return loopEnded // as net/http: the response said Connection: close
 		}
 	}
 }
@@ -237,6 +307,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	s.served.Add(1)
 	c.getWriter()
 	hdr := make(http.Header, 4)
+	if c.res == nil {
+		c.res = responsePool.Get().(*response)
+	}
 	c.res.reset(c, req, hdr)
 	c.startRequest()
 	panicked := true
@@ -252,7 +325,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 				s.logf("http: panic serving %v: %v\n%s", c.remote, err, buf)
 			}
 		}()
-		s.Handler.ServeHTTP(&c.res, req)
+		s.Handler.ServeHTTP(c.res, req)
 		panicked = false
 	}()
 	c.endRequest()
@@ -280,7 +353,7 @@ func (c *conn) announce() {
 }
 
 // handOver passes the connection, with what is buffered, to net/http.
-func (c *conn) handOver() bool {
+func (c *conn) handOver() {
 	s := c.s
 	if n := c.br.Buffered(); n > 0 {
 		buf, _ := c.br.Peek(n)
@@ -288,6 +361,7 @@ func (c *conn) handOver() bool {
 	}
 	c.setReadDeadline(time.Time{}) // net/http sets its own
 	c.release()
+	c.cancel()
 	s.track(c, false)
 	// A connection handed over before its first request was never
 	// announced: to net/http's hooks it is simply new (its ConnContext
@@ -302,7 +376,6 @@ func (c *conn) handOver() bool {
 	case <-s.stopped:
 		_ = c.nc.Close()
 	}
-	return true
 }
 
 // startRequest arms the background read for a request.

@@ -32,6 +32,12 @@
 // or when it closes, not at accept: a connection handed to net/http before
 // its first request is then new to net/http, and counted once.
 //
+// A keep-alive connection idle for ParkAfter (100 ms) parks on Linux: its
+// goroutine exits, its read buffer and response state go back to their
+// pools, and one epoll instance watches its socket until the client sends
+// more or goes away, or its idle deadline passes (park.go). An idle TLS
+// connection then costs about 9 KB instead of 25.
+//
 // The package does not serve HTTP/2 (those connections go to net/http
 // untouched), request bodies, or protocol upgrades.
 package h1fast

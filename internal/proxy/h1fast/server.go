@@ -32,6 +32,15 @@ type Server struct {
 	// request's context (0 = DefaultWatchDelay). net/http watches from the
 	// start; a delay spares that cost for quick requests.
 	WatchDelay time.Duration
+	// ParkAfter is how long a keep-alive connection waits for its next
+	// request before it gives back its goroutine and read buffer and waits
+	// on the socket alone (0 = DefaultParkAfter, negative = never; see
+	// park.go). Parked connections keep their timeouts and are closed by
+	// Shutdown as idle ones are.
+	ParkAfter time.Duration
+	// OnPark, if set, is called with +1 when a connection parks and -1
+	// when it leaves that state (a gauge's Add).
+	OnPark func(delta float64)
 
 	initOnce sync.Once
 	handoff  chan net.Conn // connections for HTTPServer
@@ -41,10 +50,15 @@ type Server struct {
 	noKeep   atomic.Bool // SetKeepAlivesEnabled(false)
 
 	served atomic.Uint64
+	parked atomic.Int64
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 }
+
+// Parked reports how many of this server's connections are parked: idle
+// for longer than ParkAfter, waiting without a goroutine or buffers.
+func (s *Server) Parked() int { return int(s.parked.Load()) }
 
 // Served reports how many requests this server has served itself.
 func (s *Server) Served() uint64 { return s.served.Load() }
@@ -229,7 +243,7 @@ func (s *Server) closeIdle() bool {
 	for c := range s.conns {
 		st := http.ConnState(c.state.Load())
 		if st == http.StateIdle || (st == http.StateNew && time.Since(time.Unix(0, c.since.Load())) > 5*time.Second) {
-			_ = c.nc.Close()
+			c.closeIdleConn()
 		}
 	}
 	return len(s.conns) == 0
@@ -243,7 +257,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		_ = c.nc.Close()
+		c.closeIdleConn() // closes it, parked or not
 	}
 	return nil
 }

@@ -87,8 +87,7 @@ var errParked = errors.New("h1fast: connection parked")
 // fill waits for the next request's first bytes until the read deadline
 // until (zero: none). It returns nil when bytes are buffered, errParked
 // when the connection should park (nothing is buffered anywhere above the
-// socket and until is still ahead), or the read's error. It leaves the
-// read deadline at until.
+// socket and until is still ahead), or the read's error.
 func (c *conn) fill(until time.Time) error {
 	after := c.s.parkAfter()
 	if c.raw == nil || after < 0 {
@@ -105,7 +104,9 @@ func (c *conn) fill(until time.Time) error {
 	c.setReadDeadline(at)
 	_, err := c.br.Peek(1)
 	if err == nil {
-		c.setReadDeadline(until)
+		// The deadline at stays until the next wait sets its own: the
+		// request is served from what is buffered, and the background
+		// read (watch) clears it.
 		return nil
 	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) {

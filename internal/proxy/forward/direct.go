@@ -45,8 +45,11 @@ func (h *Handler) directEligible(r *http.Request) bool {
 // serveDirect forwards r on a pooled connection.
 // now is the time the request was handed to the upstream.
 func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
-	ci := h.inspectClient(r)
-	f := h.forwardedValuesLazy(r, ci)
+	// The forwarding values live in rw, not in this frame: HTTP/2 runs
+	// each request on a new goroutine, and a deep frame here made every
+	// one of them grow its stack (a copy, ~7% of the CPU of a request).
+	f := &rw.fwd
+	h.fillForwarded(f, r, h.inspectClient(r))
 	ctx := r.Context()
 	crashRetried := false
 	for attempt := 0; ; attempt++ {
@@ -70,7 +73,7 @@ func (h *Handler) serveDirect(rw *respWriter, r *http.Request, now time.Time) {
 		}
 		// A client that goes away interrupts whatever the exchange blocks on.
 		stop := context.AfterFunc(ctx, uc.abortFn)
-		resp, err := h.exchange(rw, r, uc, ci.trusted, &f, now)
+		resp, err := h.exchange(rw, r, uc, f.ci.trusted, f, now)
 		if err != nil {
 			stop()
 			uc.close()
@@ -164,13 +167,7 @@ func (h *Handler) exchange(rw *respWriter, r *http.Request, uc *upConn, trusted 
 		if _, err := uc.br.Peek(1); err == nil {
 			hdr := rw.Header()
 			if status, cl, ok := parseSimpleResponse(uc.br, r.Method, hdr, &uc.body); ok {
-				resp := &uc.resp
-				*resp = http.Response{StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-					ContentLength: cl, Body: http.NoBody, Request: r}
-				// resp.Header stays nil: the headers are already in hdr.
-				if cl > 0 {
-					resp.Body = &uc.body
-				}
+				resp := uc.simpleResponse(status, cl, r)
 				if !bodyBuffered(resp, uc.br) {
 					uc.clearReadDeadline()
 				}
@@ -366,30 +363,7 @@ var responseHopHeaders = [...]string{
 // means parseSimpleResponse already put the headers into rw.Header().
 func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn, resp *http.Response) bool {
 	hdr := rw.Header()
-	if conn := resp.Header["Connection"]; len(conn) > 0 {
-		for k := range resp.Header {
-			if listedIn(conn, k) {
-				delete(resp.Header, k)
-			}
-		}
-	}
-	for _, k := range responseHopHeaders {
-		delete(resp.Header, k)
-	}
-	for k, vv := range resp.Header {
-		hdr[k] = vv
-	}
-	var announced []string
-	if len(resp.Trailer) > 0 {
-		announced = make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			announced = append(announced, k)
-		}
-		hdr["Trailer"] = []string{strings.Join(announced, ", ")}
-	}
-	if h.hsts != nil && r.TLS != nil {
-		hdr["Strict-Transport-Security"] = h.hsts[:1:1]
-	}
+	announced := h.copyDirectHeader(hdr, r, resp)
 	rw.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength == -1 || isEventStream(hdr)
@@ -448,6 +422,17 @@ func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn
 		}
 	}
 	_ = resp.Body.Close()
+	if len(resp.Trailer) > 0 {
+		copyDirectTrailer(hdr, resp, announced)
+	}
+	return !resp.Close
+}
+
+// copyDirectTrailer passes resp's trailers on (see copyDirectHeader for why
+// it is not inlined).
+//
+//go:noinline
+func copyDirectTrailer(hdr http.Header, resp *http.Response, announced []string) {
 	for k, vv := range resp.Trailer {
 		if slices.Contains(announced, k) {
 			hdr[k] = vv
@@ -455,7 +440,39 @@ func (h *Handler) copyDirectResponse(rw *respWriter, r *http.Request, uc *upConn
 			hdr[http.TrailerPrefix+k] = vv // not announced up front
 		}
 	}
-	return !resp.Close
+}
+
+// copyDirectHeader fills the client's response header from resp's (when
+// the fast parser did not already put them there). Not inlined: its map
+// iterators would otherwise sit in copyDirectResponse's frame under every
+// body write, deepening the stack of each HTTP/2 request's goroutine.
+//
+//go:noinline
+func (h *Handler) copyDirectHeader(hdr http.Header, r *http.Request, resp *http.Response) (announced []string) {
+	if conn := resp.Header["Connection"]; len(conn) > 0 {
+		for k := range resp.Header {
+			if listedIn(conn, k) {
+				delete(resp.Header, k)
+			}
+		}
+	}
+	for _, k := range responseHopHeaders {
+		delete(resp.Header, k)
+	}
+	for k, vv := range resp.Header {
+		hdr[k] = vv
+	}
+	if len(resp.Trailer) > 0 {
+		announced = make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			announced = append(announced, k)
+		}
+		hdr["Trailer"] = []string{strings.Join(announced, ", ")}
+	}
+	if h.hsts != nil && r.TLS != nil {
+		hdr["Strict-Transport-Security"] = h.hsts[:1:1]
+	}
+	return announced
 }
 
 // isEventStream reports whether the response is server-sent events.
@@ -499,4 +516,20 @@ func (h *Handler) retryRefusedDial(ctx context.Context, err error, dial func() e
 		}
 		delay = min(2*delay, retryMaxDelay)
 	}
+}
+
+// simpleResponse fills uc.resp for a response the fast parser took, whose
+// headers are already in the client's header map (resp.Header stays nil).
+// Not inlined: the literal would put a second http.Response in exchange's
+// frame, under every request's upstream I/O.
+//
+//go:noinline
+func (uc *upConn) simpleResponse(status int, cl int64, r *http.Request) *http.Response {
+	resp := &uc.resp
+	*resp = http.Response{StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		ContentLength: cl, Body: http.NoBody, Request: r}
+	if cl > 0 {
+		resp.Body = &uc.body
+	}
+	return resp
 }

@@ -143,13 +143,21 @@ func (f *fwdHeaders) appendForwarded(b []byte) []byte {
 		b = append(b, p...)
 		b = append(b, ", "...)
 	}
-	return appendForwardedElement(b, f.ci, f.reqHost, f.reqProto)
+	return appendForwardedElement(b, &f.ci, f.reqHost, f.reqProto)
 }
 
 // forwardedValuesLazy is forwardedValues without the Forwarded string: it
 // is appended where the header is written (appendForwarded).
 func (h *Handler) forwardedValuesLazy(in *http.Request, ci clientInfo) fwdHeaders {
 	var f fwdHeaders
+	h.fillForwarded(&f, in, ci)
+	return f
+}
+
+// fillForwarded is forwardedValuesLazy into *f (which must be zero): the
+// direct path keeps f in its per-request writer, off the handler
+// goroutine's stack (see serveDirect).
+func (h *Handler) fillForwarded(f *fwdHeaders, in *http.Request, ci clientInfo) {
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -188,7 +196,6 @@ func (h *Handler) forwardedValuesLazy(in *http.Request, ci clientInfo) fwdHeader
 	if h.certHeader != "" && in.TLS != nil && len(in.TLS.VerifiedChains) > 0 && len(in.TLS.VerifiedChains[0]) > 0 {
 		f.cert = certIdentity(in.TLS.VerifiedChains[0][0])
 	}
-	return f
 }
 
 // setForwarded writes the forwarding headers on out (which ReverseProxy has
@@ -232,7 +239,7 @@ func (h *Handler) setForwarded(in *http.Request, out http.Header, ci clientInfo)
 // appendForwardedElement appends one RFC 7239 forwarded-element:
 // for=192.0.2.1;host=example.com;proto=https, with IPv6 nodes quoted and
 // bracketed (for="[2001:db8::1]") and values quoted when not tokens.
-func appendForwardedElement(b []byte, ci clientInfo, host, proto string) []byte {
+func appendForwardedElement(b []byte, ci *clientInfo, host, proto string) []byte {
 	b = append(b, "for="...)
 	switch {
 	case ci.peerStr == "":

@@ -20,11 +20,12 @@ type respWriter struct {
 	wroteHeader   bool
 	hijacked      bool
 	clientGone    bool
-	h             *Handler  // set with holdsSlot
-	holdsSlot     bool      // an upgrade request's in-flight slot, released on hijack
-	timing        bool      // record upstreamStart and headerAt (for the access log)
-	upstreamStart time.Time // when the request was handed to the upstream
-	headerAt      time.Time // when the final response header was written
+	h             *Handler   // set with holdsSlot
+	holdsSlot     bool       // an upgrade request's in-flight slot, released on hijack
+	timing        bool       // record upstreamStart and headerAt (for the access log)
+	upstreamStart time.Time  // when the request was handed to the upstream
+	headerAt      time.Time  // when the final response header was written
+	fwd           fwdHeaders // the direct path's forwarding values
 }
 
 // reset prepares rw for a request. The clock is read for upstreamStart and

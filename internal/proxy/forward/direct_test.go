@@ -88,7 +88,13 @@ func TestDirectPoolReuseAndStaleConns(t *testing.T) {
 		}
 	}
 	if len(e.h.pool.idle) != 1 {
-		t.Errorf("%d idle direct connections, want 1", len(e.h.pool.idle))
+		t.Fatalf("%d idle direct connections, want 1", len(e.h.pool.idle))
+	}
+	// Pooled, it holds no buffers (they went back to their pools, and
+	// came back for each of the three requests on it).
+	if uc := e.h.pool.idle[0]; uc.br != nil || uc.bw != nil || uc.body.br != nil || uc.resp.Body != nil {
+		t.Errorf("idle pooled connection holds buffers or a response: br %v bw %v body %v resp %v",
+			uc.br != nil, uc.bw != nil, uc.body.br != nil, uc.resp.Body != nil)
 	}
 	// The app drops its idle connections (as on restart or idle timeout);
 	// a POST must not be sent on the dead one.

@@ -76,8 +76,9 @@ func newConnPool(cfg *Config) *connPool {
 type upConn struct {
 	nc        net.Conn
 	lim       headerLimit
-	br        *bufio.Reader
-	bw        *bufio.Writer
+	br        *bufio.Reader   // nil while idle in the pool
+	bw        *bufio.Writer   // nil while idle in the pool
+	w         io.Writer       // upstreamWriter{nc}, converted once
 	rc        syscall.RawConn // for the liveness peek; nil if unavailable
 	peek      func(fd uintptr) bool
 	abortFn   func() // abort, bound once so each request does not allocate it
@@ -108,11 +109,8 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc := &upConn{nc: nc, lim: headerLimit{r: nc, n: math.MaxInt64}}
-	// 4 KiB buffers, as http.Transport uses: bodies bypass them (large reads
-	// go straight to the caller's buffer) and idle connections stay cheap.
-	uc.br = bufio.NewReaderSize(&uc.lim, 4<<10)
-	uc.bw = bufio.NewWriterSize(upstreamWriter{nc}, 4<<10)
+	uc := &upConn{nc: nc, lim: headerLimit{r: nc, n: math.MaxInt64}, w: upstreamWriter{nc}}
+	uc.takeBuffers()
 	uc.abortFn = uc.abort
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -134,6 +132,7 @@ func (p *connPool) get(now time.Time) *upConn {
 		p.mu.Unlock()
 		if now.Sub(uc.idleSince) < p.idleTimeout && uc.alive() {
 			uc.reused = true
+			uc.takeBuffers()
 			return uc
 		}
 		uc.close()
@@ -147,6 +146,7 @@ func (p *connPool) get(now time.Time) *upConn {
 // oldest idle connection if it outlived the idle timeout, so a pool under
 // traffic does not keep connections the app is about to close.
 func (p *connPool) put(uc *upConn) {
+	uc.releaseBuffers()
 	uc.idleSince = time.Now()
 	var old *upConn
 	p.mu.Lock()
@@ -211,6 +211,37 @@ func (p *connPool) closeIdle() {
 }
 
 func (c *upConn) close() { _ = c.nc.Close() }
+
+// Buffers of upstream connections: 4 KiB each way, as http.Transport uses
+// (bodies bypass them: large reads go straight to the caller's buffer).
+// An idle pooled connection holds none: after a burst the pool may keep
+// hundreds of connections until their idle timeout, and 8 KiB each of
+// buffers they do not use.
+var (
+	upReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	upWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// takeBuffers gives a connection leaving the pool (or new) its buffers.
+func (c *upConn) takeBuffers() {
+	c.br = upReaderPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.lim)
+	c.bw = upWriterPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.w)
+}
+
+// releaseBuffers gives the buffers of a connection entering the pool back,
+// with the last response that referred to them: a clean exchange left
+// nothing in them (canReuse).
+func (c *upConn) releaseBuffers() {
+	c.body = fixedBody{}
+	c.resp = http.Response{}
+	c.br.Reset(nil)
+	upReaderPool.Put(c.br)
+	c.bw.Reset(nil)
+	upWriterPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
 
 // armReadDeadline ensures a read deadline at least d after now is set.
 // Setting a deadline costs a runtime timer update, so an armed one is kept

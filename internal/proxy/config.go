@@ -147,7 +147,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "close client keep-alive connections idle this long")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", d.DialTimeout, "time to connect to the upstream")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", d.UpstreamTimeout, "time for the upstream's response headers after the request was sent; then 504 (0 = no limit)")
-	fs.DurationVar(&c.RetryWindow, "upstream-retry-window", d.RetryWindow, "how long requests refused at connect (app restarting) are retried before 502 (0 = no retries)")
+	fs.DurationVar(&c.RetryWindow, "upstream-retry-window", d.RetryWindow, "how long requests refused (or reset) at connect (app restarting) are retried before 502 (0 = no retries)")
 	fs.DurationVar(&c.UpstreamCheckInterval, "upstream-check-interval", d.UpstreamCheckInterval, "period of the readiness dial to the upstream")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", d.ShutdownDelay, "on SIGTERM, report not-ready and keep serving this long so load balancers stop sending traffic")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "after --shutdown-delay, wait this long for in-flight requests and WebSockets, then cut them")

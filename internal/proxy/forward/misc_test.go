@@ -64,6 +64,7 @@ func TestClassify(t *testing.T) {
 		{"refused tcp", dial(syscall.ECONNREFUSED, "tcp"), kindRefused},
 		{"refused wrapped", fmt.Errorf("x: %w", dial(syscall.ECONNREFUSED, "tcp")), kindRefused},
 		{"unix socket missing", dial(syscall.ENOENT, "unix"), kindRefused},
+		{"connect reset (listener closed with the SYN queued)", dial(syscall.ECONNRESET, "tcp"), kindRefused},
 		{"tcp ENOENT is not refused", dial(syscall.ENOENT, "tcp"), kindOther},
 		{"refused on read is not a dial", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNREFUSED}, kindOther},
 		{"dial timeout", dial(&timeoutError{"i/o timeout"}, "tcp"), kindTimeout},

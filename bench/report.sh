@@ -59,6 +59,10 @@ fi
 	echo "  clients negotiate TLS 1.3 (OpenSSL's default); wrk speaks HTTP/1.1, h2load HTTP/2 via ALPN."
 	echo "- Upstream keep-alive everywhere: nginx \`keepalive 64\` + \`proxy_http_version 1.1\` + \`proxy_set_header Connection \"\"\`;"
 	echo "  HAProxy \`http-reuse always\`; Caddy and Outrigger pool upstream connections by default."
+	echo "- The same job everywhere: the app gets the client's Host and the five forwarding headers Outrigger sends by"
+	echo "  default (X-Forwarded-For, -Proto, -Host, X-Real-IP, Forwarded), set up in the nginx, HAProxy and Caddy"
+	echo "  configs (raw results directory). Before 2026-11-26 18:55 nginx and HAProxy sent none or one of them, which"
+	echo "  left the app (on the same CPU) less parsing behind them."
 	echo "- Each candidate gets a 1 s wrk warm-up (discarded) before the measured scenarios."
 	echo
 	echo "Load commands (URL = the candidate's https://127.0.0.1:PORT):"

@@ -183,6 +183,14 @@ http {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The same job as Outrigger: the client's Host and its five
+            # forwarding headers.
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header Forwarded "for=\$remote_addr;host=\\"\$http_host\\";proto=\$scheme";
             # 64 KiB responses fit in memory buffers rather than a temp file.
             proxy_buffer_size 16k;
             proxy_buffers 8 16k;
@@ -206,6 +214,13 @@ frontend fe
     bind 127.0.0.1:${PORT[haproxy]} ssl crt $WORK/haproxy.pem alpn h2,http/1.1
     default_backend be
 backend be
+    # The same job as Outrigger: its five forwarding headers (HAProxy
+    # passes Host through).
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Real-IP %[src]
+    http-request set-header Forwarded "for=%[src];host=\\"%[req.hdr(host)]\\";proto=https"
     server app 127.0.0.1:$BACKEND_PORT
 EOF
 	cat >"$WORK/Caddyfile" <<EOF
@@ -223,7 +238,12 @@ EOF
 https://127.0.0.1:${PORT[caddy]} {
 	bind 127.0.0.1
 	tls $WORK/cert.pem $WORK/key.pem
-	reverse_proxy 127.0.0.1:$BACKEND_PORT
+	# X-Forwarded-For/-Proto/-Host and Host are Caddy's defaults; the
+	# other two make the same job as Outrigger's.
+	reverse_proxy 127.0.0.1:$BACKEND_PORT {
+		header_up X-Real-IP {remote_host}
+		header_up Forwarded \`for={remote_host};host="{hostport}";proto=https\`
+	}
 }
 EOF
 }

@@ -60,13 +60,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// dialTLS connects to addr; the connection is closed when the test ends.
+func dialTLS(t *testing.T, addr string, cc *tls.Config) (*tls.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// send writes a GET for each path on c, each in its own write (over TLS,
+// its own record).
+func send(t *testing.T, c net.Conn, paths ...string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	for _, path := range paths {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // getOn sends a GET for path on c and checks the answer.
 func getOn(t *testing.T, c net.Conn, br *bufio.Reader, path string) {
 	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	send(t, c, path)
 	readHello(t, br, path)
 }
 
@@ -99,12 +119,7 @@ func expectClosed(t *testing.T, c net.Conn) {
 // parking again after each.
 func TestParkResume(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
-	c, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dialTLS(t, addr, cc)
 	for i, path := range []string{"/one", "/two", "/three"} {
 		getOn(t, c, br, path)
 		waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
@@ -121,13 +136,9 @@ func TestParkResume(t *testing.T) {
 // handshake parks too, and is served when its request comes.
 func TestParkBeforeFirstRequest(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
-	c, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, br := dialTLS(t, addr, cc)
 	waitUntil(t, "the new connection parked", func() bool { return fs.Parked() == 1 })
-	getOn(t, c, bufio.NewReader(c), "/first")
+	getOn(t, c, br, "/first")
 }
 
 // TestParkTimeouts: the idle timeout and the first request's header
@@ -137,17 +148,9 @@ func TestParkTimeouts(t *testing.T) {
 		s.IdleTimeout = 300 * time.Millisecond
 		s.ReadHeaderTimeout = 300 * time.Millisecond
 	})
-	idle, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	getOn(t, idle, bufio.NewReader(idle), "/x")
-	silent, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
+	idle, br := dialTLS(t, addr, cc)
+	getOn(t, idle, br, "/x")
+	silent, _ := dialTLS(t, addr, cc)
 	waitUntil(t, "both connections parked", func() bool { return fs.Parked() == 2 })
 	expectClosed(t, idle)
 	expectClosed(t, silent)
@@ -158,11 +161,8 @@ func TestParkTimeouts(t *testing.T) {
 // and forgotten at once, not at its idle deadline.
 func TestParkClientGone(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
-	c, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	getOn(t, c, bufio.NewReader(c), "/x")
+	c, br := dialTLS(t, addr, cc)
+	getOn(t, c, br, "/x")
 	waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
 	_ = c.Close()
 	waitUntil(t, "the connection forgotten", func() bool { return fs.Open() == 0 && fs.Parked() == 0 })
@@ -172,12 +172,8 @@ func TestParkClientGone(t *testing.T) {
 // returns.
 func TestParkShutdown(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
-	c, err := tls.Dial("tcp", addr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	getOn(t, c, bufio.NewReader(c), "/x")
+	c, br := dialTLS(t, addr, cc)
+	getOn(t, c, br, "/x")
 	waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -249,18 +245,10 @@ func TestParkPartialRecord(t *testing.T) {
 		}
 		_, _ = dst.Write(chunk)
 	})
-	c, err := tls.Dial("tcp", raddr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dialTLS(t, raddr, cc)
 	getOn(t, c, br, "/whole")
 	split.Store(true)
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, "GET /split HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	send(t, c, "/split")
 	<-sent
 	waitUntil(t, "the connection parked on a partial record", func() bool { return fs.Parked() == 1 })
 	readHello(t, br, "/split")
@@ -289,20 +277,10 @@ func TestParkBufferedRecord(t *testing.T) {
 		}
 		_, _ = dst.Write(chunk)
 	})
-	c, err := tls.Dial("tcp", raddr, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dialTLS(t, raddr, cc)
 	getOn(t, c, br, "/first")
 	coalesce.Store(true)
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	for _, p := range []string{"/a", "/b"} { // one record each
-		if _, err := io.WriteString(c, "GET "+p+" HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	send(t, c, "/a", "/b") // one record each
 	readHello(t, br, "/a")
 	readHello(t, br, "/b")
 }

@@ -145,7 +145,7 @@ func (c *conn) run() {
 		case loopHandedOver:
 			return
 		case loopParked:
-			if c.park(c.waitDeadline()) {
+			if c.park(c.waitDeadline(time.Now())) { // fixed by the wait that parked
 				return
 			}
 			// Could not park: it waits with a normal read now.
@@ -223,20 +223,21 @@ func (c *conn) putWriter() {
 }
 
 // waitDeadline returns the read deadline of the wait for the next request
-// (zero: none), fixed when the wait begins and kept across parking: the
-// first request's, ReadHeaderTimeout from the start, or the idle one.
-func (c *conn) waitDeadline() time.Time {
+// (zero: none), fixed when the wait begins (at now) and kept across
+// parking: the first request's, ReadHeaderTimeout from the start, or the
+// idle one.
+func (c *conn) waitDeadline(now time.Time) time.Time {
 	s := c.s
 	if c.requests == 0 {
 		if d := s.readHeaderTimeout(); d > 0 {
 			if c.firstBy.IsZero() {
-				c.firstBy = time.Now().Add(d)
+				c.firstBy = now.Add(d)
 			}
 			return c.firstBy
 		}
 	} else if d := s.idleTimeout(); d > 0 {
 		if c.idleBy.IsZero() {
-			c.idleBy = time.Now().Add(d)
+			c.idleBy = now.Add(d)
 		}
 		return c.idleBy
 	}
@@ -257,7 +258,8 @@ func (c *conn) loop() int {
 	s := c.s
 	for {
 		if c.br.Buffered() == 0 {
-			switch err := c.fill(c.waitDeadline()); {
+			now := time.Now()
+			switch err := c.fill(c.waitDeadline(now), now); {
 			case err == errParked:
 				return loopParked
 			case err != nil:

@@ -85,17 +85,17 @@ func (s *Server) parkAfter() time.Duration {
 var errParked = errors.New("h1fast: connection parked")
 
 // fill waits for the next request's first bytes until the read deadline
-// until (zero: none). It returns nil when bytes are buffered, errParked
+// until (zero: none); now is the time the wait began. It returns nil when bytes are buffered, errParked
 // when the connection should park (nothing is buffered anywhere above the
 // socket and until is still ahead), or the read's error.
-func (c *conn) fill(until time.Time) error {
+func (c *conn) fill(until, now time.Time) error {
 	after := c.s.parkAfter()
 	if c.raw == nil || after < 0 {
 		c.setReadDeadline(until)
 		_, err := c.br.Peek(1)
 		return err
 	}
-	at := time.Now().Add(after)
+	at := now.Add(after)
 	if !until.IsZero() && !at.Before(until) {
 		c.setReadDeadline(until)
 		_, err := c.br.Peek(1)

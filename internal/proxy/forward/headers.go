@@ -128,7 +128,8 @@ type fwdHeaders struct {
 // forwardedValues computes X-Forwarded-For/-Proto/-Host, Forwarded,
 // X-Real-IP and the client certificate header for a request from peer ci.
 func (h *Handler) forwardedValues(in *http.Request, ci clientInfo) fwdHeaders {
-	f := h.forwardedValuesLazy(in, ci)
+	var f fwdHeaders
+	h.fillForwarded(&f, in, ci)
 	f.forwarded = string(f.appendForwarded(make([]byte, 0, 64+len(f.reqHost))))
 	return f
 }
@@ -146,17 +147,10 @@ func (f *fwdHeaders) appendForwarded(b []byte) []byte {
 	return appendForwardedElement(b, &f.ci, f.reqHost, f.reqProto)
 }
 
-// forwardedValuesLazy is forwardedValues without the Forwarded string: it
-// is appended where the header is written (appendForwarded).
-func (h *Handler) forwardedValuesLazy(in *http.Request, ci clientInfo) fwdHeaders {
-	var f fwdHeaders
-	h.fillForwarded(&f, in, ci)
-	return f
-}
-
-// fillForwarded is forwardedValuesLazy into *f (which must be zero): the
-// direct path keeps f in its per-request writer, off the handler
-// goroutine's stack (see serveDirect).
+// fillForwarded fills *f (which must be zero) with forwardedValues'
+// values but the Forwarded string, which the direct path appends where the
+// header is written (appendForwarded). The direct path keeps f in its
+// per-request writer, off the handler goroutine's stack (see serveDirect).
 func (h *Handler) fillForwarded(f *fwdHeaders, in *http.Request, ci clientInfo) {
 	proto := "http"
 	if in.TLS != nil {

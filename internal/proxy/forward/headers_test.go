@@ -143,7 +143,8 @@ func directRequestFor(t *testing.T, h *Handler, in *http.Request) http.Header {
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)
 	ci := h.inspectClient(in)
-	f := h.forwardedValuesLazy(in, ci)
+	var f fwdHeaders
+	h.fillForwarded(&f, in, ci)
 	if err := h.writeRequest(bw, in, ci.trusted, &f); err != nil {
 		t.Fatal(err)
 	}

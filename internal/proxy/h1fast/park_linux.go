@@ -51,19 +51,14 @@ func (p *poller) add(c *conn) int32 {
 	return int32(len(p.slots) - 1)
 }
 
-// remove frees id and returns who held it.
-func (p *poller) remove(id int32) *conn {
+// remove frees id.
+func (p *poller) remove(id int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if id < 0 || int(id) >= len(p.slots) {
-		return nil
-	}
-	c := p.slots[id]
-	if c != nil {
+	if id >= 0 && int(id) < len(p.slots) && p.slots[id] != nil {
 		p.slots[id] = nil
 		p.free = append(p.free, id)
 	}
-	return c
 }
 
 // wait hands each connection whose socket became readable to a new

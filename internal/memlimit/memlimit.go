@@ -181,7 +181,9 @@ func parseMountinfo(data []byte) mounts {
 				break
 			}
 		}
-		if sep < 5 || len(fields) < sep+3 {
+		// Before "-": id, parent, major:minor, root, mount point, options
+		// (and optional fields); after it: type, source, super options.
+		if sep < 5 || len(fields) < sep+4 {
 			continue
 		}
 		m := mount{root: unescape(fields[3]), point: unescape(fields[4])}

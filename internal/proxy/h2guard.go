@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"golang.org/x/net/http2/hpack"
 )
@@ -67,12 +68,46 @@ type h2Guard struct {
 	preface  int // preface bytes still to pass through
 	passLeft int // payload bytes of a pass-through frame still to copy
 
-	want int    // bytes g.in must hold before process can go on (0 = any)
-	rbuf []byte // read buffer
-	in   []byte // unprocessed input (a window of rbuf or of a grown copy)
-	out  []byte // processed bytes ready for the server
-	obuf []byte // backing store of out
-	err  error
+	want  int    // bytes g.in must hold before process can go on (0 = any)
+	rbuf  []byte // read buffer (nil while idle)
+	in    []byte // unprocessed input (a window of rbuf or of a grown copy)
+	out   []byte // processed bytes ready for the server
+	obuf  []byte // backing store of out (nil while idle)
+	first [16]byte
+	err   error
+}
+
+// h2GuardBuf is the size of the guard's read and output buffers. They are
+// taken from h2GuardBufs when a connection's bytes arrive and given back
+// when everything read has been handed to the server, so that an idle
+// HTTP/2 connection (the server's reader blocked in Read, most of a
+// connection's life) holds neither: the wait reads into first.
+const h2GuardBuf = 4096
+
+var h2GuardBufs = sync.Pool{New: func() any { return new([h2GuardBuf]byte) }}
+
+// takeBuffers gives the guard its read and output buffers.
+func (g *h2Guard) takeBuffers() {
+	if g.rbuf == nil {
+		g.rbuf = h2GuardBufs.Get().(*[h2GuardBuf]byte)[:]
+	}
+	if g.obuf == nil {
+		g.obuf = h2GuardBufs.Get().(*[h2GuardBuf]byte)[:0]
+		g.out = g.obuf
+	}
+}
+
+// releaseBuffers gives the buffers back; only when nothing is pending in
+// them (g.in and g.out empty). A buffer grown for a large frame is left
+// to the garbage collector.
+func (g *h2Guard) releaseBuffers() {
+	if cap(g.rbuf) == h2GuardBuf {
+		h2GuardBufs.Put((*[h2GuardBuf]byte)(g.rbuf[:h2GuardBuf]))
+	}
+	if cap(g.obuf) == h2GuardBuf {
+		h2GuardBufs.Put((*[h2GuardBuf]byte)(g.obuf[:h2GuardBuf]))
+	}
+	g.rbuf, g.in, g.obuf, g.out = nil, nil, nil, nil
 }
 
 // ConnectionState exposes the TLS state to the HTTP/2 server (it fills
@@ -129,9 +164,23 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 }
 
 // fill reads more input after the unprocessed bytes, growing the buffer to
-// hold one whole frame if process is waiting for one.
+// hold one whole frame if process is waiting for one. With nothing pending
+// it gives the buffers back and waits in a read into g.first.
 func (g *h2Guard) fill() {
-	need := max(len(g.in)+1024, g.want, 4096)
+	if len(g.in) == 0 && len(g.out) == 0 {
+		g.releaseBuffers()
+		m, err := g.Conn.Read(g.first[:])
+		if m == 0 {
+			if err != nil {
+				g.err = err
+			}
+			return
+		}
+		g.takeBuffers()
+		g.in = g.rbuf[:copy(g.rbuf, g.first[:m])]
+		return
+	}
+	need := max(len(g.in)+1024, g.want, h2GuardBuf)
 	if cap(g.rbuf) < need {
 		g.rbuf = make([]byte, need)
 	}

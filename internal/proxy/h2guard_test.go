@@ -282,3 +282,68 @@ func FuzzH2Guard(f *testing.F) {
 		}
 	})
 }
+
+// waitConn serves reads from r and, each time r is drained, calls onWait
+// on the reading goroutine before answering io.EOF: the point where a real
+// connection would block for the client's next bytes.
+type waitConn struct {
+	readerConn
+	onWait func(p []byte)
+}
+
+func (c *waitConn) Read(p []byte) (int, error) {
+	if c.r.Len() == 0 {
+		c.onWait(p)
+	}
+	return c.r.Read(p)
+}
+
+// TestH2GuardIdleHoldsNoBuffers checks that a guard waiting for the
+// client's next bytes holds no buffer once it has handed everything to the
+// server, and keeps them while a frame is still incomplete.
+func TestH2GuardIdleHoldsNoBuffers(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	var hb bytes.Buffer
+	_ = hpack.NewEncoder(&hb).WriteField(hpack.HeaderField{Name: ":path", Value: "/"})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+	whole := b.Bytes()
+
+	for _, tt := range []struct {
+		name string
+		in   []byte
+		idle bool // nothing pending at the wait
+	}{
+		{name: "whole frames", in: whole, idle: true},
+		{name: "cut in a frame", in: whole[:len(whole)-2], idle: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var g *h2Guard
+			waits := 0
+			c := &waitConn{readerConn: readerConn{r: bytes.NewReader(tt.in)}}
+			c.onWait = func(p []byte) {
+				waits++
+				held := g.rbuf != nil || g.obuf != nil
+				if tt.idle && (held || len(p) > len(g.first)) {
+					t.Errorf("idle guard holds buffers (read %d, out %d) and waits with a %d-byte read", cap(g.rbuf), cap(g.obuf), len(p))
+				}
+				if !tt.idle && (!held || len(g.in) == 0) {
+					t.Errorf("guard with a partial frame pending gave its buffers back")
+				}
+			}
+			g = newH2Guard(c, 16<<10, slog.New(slog.DiscardHandler))
+			got, err := io.ReadAll(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.in) {
+				t.Fatalf("guard changed the stream:\ngot  % x\nwant % x", got, tt.in)
+			}
+			if waits == 0 {
+				t.Fatal("the guard never waited for more input")
+			}
+		})
+	}
+}

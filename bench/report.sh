@@ -41,7 +41,9 @@ fi
 	echo "absolute numbers, which drift ±20% between runs on shared machines. p50/p99 are wrk's latency percentiles."
 	echo "RSS is the sum of VmRSS over the candidate's processes (nginx: master + worker): idle = 1 s after start and one"
 	echo "request; loaded = the largest 0.5 s sample during the h1 1 KiB run; then with ${IDLE_CONNS:-1000} idle keep-alive TLS"
-	echo "connections open (\`bench/idleconns\`). \"direct\" is plain HTTP to the backend (its \"new conn/s\" are TCP, not TLS)."
+	echo "connections open (\`bench/idleconns\`, HTTP/1.1, one request each); the last column: the same number of idle"
+	echo "HTTP/2 connections (\`idleconns --proto h2\`, one request each), opened after those closed, in the same process."
+	echo "\"direct\" is plain HTTP to the backend (its \"new conn/s\" are TCP, not TLS)."
 	echo "\"Of which anonymous\" is the RssAnon part (heap, stacks, buffers): VmRSS minus the pages of the executable and its"
 	echo "shared libraries, which nginx and HAProxy count once per process and a static Go binary counts in its own file pages."
 	echo

@@ -342,6 +342,32 @@ record() {
 	"$@"
 }
 
+# hold_idle PROTO BASE: opens $IDLE_CONNS idle TLS connections to $URL with
+# bench/idleconns --proto PROTO (h1 or h2), waits until all are open plus
+# 1 s, and sets IDLE_PID (the caller stops it after measuring). On failure
+# it notes why in BASE.rss.txt and returns 1.
+hold_idle() {
+	local proto=$1 base=$2 ready="$WORK/idle.out"
+	: >"$ready"
+	[[ $ROUND == 1 ]] && show taskset -c "$LOAD_CPU" "$WORK/bin/idleconns" --url "$URL/1k" --n "$IDLE_CONNS" --proto "$proto" >>"$RESULTS/commands.txt"
+	taskset -c "$LOAD_CPU" "$WORK/bin/idleconns" --url "$URL/1k" --n "$IDLE_CONNS" --proto "$proto" >"$ready" 2>&1 &
+	IDLE_PID=$!
+	PIDS+=("$IDLE_PID")
+	for _ in $(seq 600); do
+		grep -q '^ready' "$ready" && break
+		kill -0 "$IDLE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q '^ready' "$ready"; then
+		sleep 1
+		return 0
+	fi
+	log "$name: idleconns --proto $proto failed: $(tail -3 "$ready")"
+	echo "# idleconns --proto $proto failed: $(tail -1 "$ready")" >>"$base.rss.txt"
+	stop "$IDLE_PID"
+	return 1
+}
+
 # run_candidate ROUND NAME: every scenario for one candidate.
 run_candidate() {
 	local r=$1 name=$2 base
@@ -389,29 +415,21 @@ run_candidate() {
 		record taskset -c "$LOAD_CPU" h2load -n "$H2_REQUESTS" -c 32 -m 10 "$URL/1k" >"$base.h2.txt" 2>&1 || true
 
 		log "round $r/$ROUNDS $name: $IDLE_CONNS idle TLS connections"
-		local ready="$WORK/idle.out"
-		: >"$ready"
-		[[ $ROUND == 1 ]] && show taskset -c "$LOAD_CPU" "$WORK/bin/idleconns" --url "$URL/1k" --n "$IDLE_CONNS" >>"$RESULTS/commands.txt"
-		taskset -c "$LOAD_CPU" "$WORK/bin/idleconns" --url "$URL/1k" --n "$IDLE_CONNS" >"$ready" 2>&1 &
-		local idle=$!
-		PIDS+=("$idle")
-		for _ in $(seq 600); do
-			grep -q '^ready' "$ready" && break
-			kill -0 "$idle" 2>/dev/null || break
-			sleep 0.1
-		done
-		if grep -q '^ready' "$ready"; then
-			sleep 1
+		if hold_idle h1 "$base"; then
 			{
 				echo "conns_kib $(rss_kib "$CAND_PID")"
 				echo "conns_anon_kib $(rss_kib "$CAND_PID" RssAnon)"
 				echo "conns $IDLE_CONNS"
 			} >>"$base.rss.txt"
-		else
-			log "$name: idleconns failed: $(tail -3 "$ready")"
-			echo "# idleconns failed: $(tail -1 "$ready")" >>"$base.rss.txt"
+			stop "$IDLE_PID"
 		fi
-		stop "$idle"
+		if [[ $name != ceiling ]]; then
+			log "round $r/$ROUNDS $name: $IDLE_CONNS idle HTTP/2 connections"
+			if hold_idle h2 "$base"; then
+				echo "h2conns_kib $(rss_kib "$CAND_PID")" >>"$base.rss.txt"
+				stop "$IDLE_PID"
+			fi
+		fi
 	fi
 	if [[ $name != direct && $name != ceiling ]]; then
 		stop "$CAND_PID"

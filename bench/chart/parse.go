@@ -190,14 +190,17 @@ type rssResult struct {
 	Load  float64 // the largest sample taken during the 1 KiB wrk run
 	Conns float64 // with the idle TLS connections open
 	N     int     // how many idle connections were open
+	// H2Conns is the same with as many idle HTTP/2 connections open (one
+	// request each over h2).
+	H2Conns float64
 	// The anonymous part (RssAnon: heap, stacks; not pages of the binary
 	// and shared libraries) of Idle and Conns, where recorded.
 	IdleAnon, ConnsAnon float64
 }
 
 // parseRSS reads the harness's "KEY VALUE" lines: idle_kib, load_kib (one
-// per sample; the largest counts), conns_kib, conns, idle_anon_kib and
-// conns_anon_kib. Unknown keys and
+// per sample; the largest counts), conns_kib, conns, idle_anon_kib,
+// conns_anon_kib and h2conns_kib. Unknown keys and
 // "#" comments are ignored so the script can add context.
 func parseRSS(text string) (rssResult, error) {
 	var r rssResult
@@ -226,6 +229,8 @@ func parseRSS(text string) (rssResult, error) {
 			r.IdleAnon = v
 		case "conns_anon_kib":
 			r.ConnsAnon = v
+		case "h2conns_kib":
+			r.H2Conns = v
 		case "conns":
 			if v != float64(int(v)) {
 				return r, fmt.Errorf("rss line %q: not an integer", line)

@@ -145,6 +145,7 @@ func TestParseRSS(t *testing.T) {
 	}{
 		{name: "all keys", text: "idle_kib 100\nload_kib 150\nload_kib 300\nload_kib 200\nconns_kib 400\nconns 1000\n", want: rssResult{Idle: 100, Load: 300, Conns: 400, N: 1000}},
 		{name: "anonymous parts", text: "idle_kib 100\nidle_anon_kib 40\nconns_kib 400\nconns_anon_kib 330\n", want: rssResult{Idle: 100, Conns: 400, IdleAnon: 40, ConnsAnon: 330}},
+		{name: "h2 connections", text: "conns_kib 400\nh2conns_kib 550\nconns 1000\n", want: rssResult{Conns: 400, H2Conns: 550, N: 1000}},
 		{name: "comments and unknown keys", text: "# nginx did not start\n\nother 5\n", want: rssResult{}},
 		{name: "three fields", text: "idle_kib 1 2\n", wantErr: "want KEY VALUE"},
 		{name: "not a number", text: "idle_kib lots\n", wantErr: "number"},

@@ -27,6 +27,7 @@ const (
 	mRSSConns
 	mAnonIdle
 	mAnonConns
+	mRSSH2Conns
 	nMetrics
 )
 
@@ -159,6 +160,9 @@ func (s *summary) add(c *candidate, scenario, text string) error {
 		if r.ConnsAnon > 0 {
 			c.samples[mAnonConns] = append(c.samples[mAnonConns], r.ConnsAnon/kib)
 		}
+		if r.H2Conns > 0 {
+			c.samples[mRSSH2Conns] = append(c.samples[mRSSH2Conns], r.H2Conns/kib)
+		}
 	default:
 		return fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -201,12 +205,13 @@ func (s *summary) ratio(c *candidate, m metric) (float64, bool) {
 func (s *summary) markdown() string {
 	var b strings.Builder
 	base := s.Baseline
-	conns := "idle conns"
+	conns, h2conns := "idle conns", "idle h2 conns"
 	if s.Conns > 0 {
 		conns = fmt.Sprintf("%s idle TLS conns", group(float64(s.Conns)))
+		h2conns = fmt.Sprintf("%s idle h2 conns", group(float64(s.Conns)))
 	}
-	fmt.Fprintf(&b, "| candidate | h1 1 KiB req/s | ×%[1]s | p50 / p99 ms | h1 64 KiB req/s | ×%[1]s | p50 / p99 ms | new TLS conn/s | ×%[1]s | h2 1 KiB req/s | ×%[1]s | RSS MiB idle / loaded / %[2]s | of which anonymous: idle / %[2]s |\n", base, conns)
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| candidate | h1 1 KiB req/s | ×%[1]s | p50 / p99 ms | h1 64 KiB req/s | ×%[1]s | p50 / p99 ms | new TLS conn/s | ×%[1]s | h2 1 KiB req/s | ×%[1]s | RSS MiB idle / loaded / %[2]s | of which anonymous: idle / %[2]s | RSS MiB, %[3]s |\n", base, conns, h2conns)
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range s.Candidates {
 		label := c.Label
 		if c.Errors > 0 {
@@ -222,7 +227,11 @@ func (s *summary) markdown() string {
 				cells = append(cells, s.pair(c, mP50of64k, mP99of64k, "%.2f"))
 			}
 		}
-		cells = append(cells, s.triple(c), s.pair(c, mAnonIdle, mAnonConns, "%.1f"))
+		h2 := "—"
+		if v, ok := c.median(mRSSH2Conns); ok {
+			h2 = fmt.Sprintf("%.1f", v)
+		}
+		cells = append(cells, s.triple(c), s.pair(c, mAnonIdle, mAnonConns, "%.1f"), h2)
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
 	// Say what h2load negotiated, so "TLS 1.3 everywhere" is checked, not assumed.

@@ -89,6 +89,8 @@ func TestLoadTestdata(t *testing.T) {
 		"| nginx 1.22.1, 1 worker, upstream keepalive 64 | 100 | 1.00 |",
 		"| absent | — | — | — |",
 		"200 idle TLS conns",
+		"| 60.0 |", // outrigger's h2 column
+		"RSS MiB, 200 idle h2 conns |",
 		"| direct to the backend",
 		"Negotiated by h2load: nginx TLSv1.3, outrigger TLSv1.3.",
 	} {

@@ -2,7 +2,8 @@
 // a proxy, so bench/run.sh can measure the proxy's memory per idle client.
 //
 // It dials --n TLS connections to --url (HTTP/1.1 via ALPN, so each client
-// is its own connection), sends one GET on each and reads the whole
+// is its own connection; with --proto h2, HTTP/2, one client connection per
+// TLS connection), sends one GET on each and reads the whole
 // response, then keeps every connection open and prints "ready N" on
 // stdout. It waits for SIGINT or SIGTERM (or --hold to pass), closes the
 // connections and exits. A connection that fails is an error: the
@@ -35,6 +36,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 func main() {
@@ -56,6 +59,7 @@ type config struct {
 	hold       time.Duration
 	rawURL     string
 	serverName string
+	proto      string // "h1" or "h2"
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -68,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ca, "ca", "", "PEM CA bundle to verify the server (empty = do not verify; the benchmark's certificate is self-made)")
 	fs.StringVar(&c.serverName, "server-name", "", "TLS server name to send and verify (default: the URL's host)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "per-connection limit for dial, handshake and the first response")
+	fs.StringVar(&c.proto, "proto", "h1", "protocol of each connection: h1 (HTTP/1.1) or h2 (HTTP/2; the server must negotiate it)")
 	fs.DurationVar(&c.hold, "hold", 0, "exit after holding the connections this long (0 = until SIGINT/SIGTERM)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -90,6 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		u.Host = net.JoinHostPort(u.Hostname(), "443")
 	}
 	c.url = u
+	if c.proto != "h1" && c.proto != "h2" {
+		return c, fmt.Errorf("--proto %q: want h1 or h2", c.proto)
+	}
 	if c.n < 1 {
 		return c, fmt.Errorf("--n %d: must be at least 1", c.n)
 	}
@@ -111,7 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	raiseNoFile(c.n + 64)
-	tc := &tls.Config{NextProtos: []string{"http/1.1"}, ServerName: c.serverName, MinVersion: tls.VersionTLS12}
+	alpn := map[string]string{"h1": "http/1.1", "h2": "h2"}[c.proto]
+	tc := &tls.Config{NextProtos: []string{alpn}, ServerName: c.serverName, MinVersion: tls.VersionTLS12}
 	if c.serverName == "" {
 		tc.ServerName = c.url.Hostname()
 	}
@@ -209,6 +218,9 @@ func openOne(ctx context.Context, c config, tc *tls.Config) (net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = cn.SetDeadline(dl)
 	}
+	if c.proto == "h2" {
+		return openH2(ctx, c, cn.(*tls.Conn))
+	}
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: outrigger-idleconns\r\n\r\n", c.url.RequestURI(), c.url.Host)
 	if _, err := io.WriteString(cn, req); err != nil {
 		_ = cn.Close()
@@ -233,6 +245,50 @@ func openOne(ctx context.Context, c config, tc *tls.Config) (net.Conn, error) {
 	if resp.Close || br.Buffered() > 0 {
 		_ = cn.Close()
 		return nil, errors.New("server did not keep the connection alive")
+	}
+	_ = cn.SetDeadline(time.Time{})
+	return cn, nil
+}
+
+// h2Transport makes one HTTP/2 client connection per TLS connection.
+var h2Transport = &http2.Transport{}
+
+// openH2 does the request of openOne over HTTP/2 on cn. The client
+// connection's reader keeps running; closing cn ends it.
+func openH2(ctx context.Context, c config, cn *tls.Conn) (net.Conn, error) {
+	if p := cn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		_ = cn.Close()
+		return nil, fmt.Errorf("server negotiated %q, not h2", p)
+	}
+	cc, err := h2Transport.NewClientConn(cn)
+	if err != nil {
+		_ = cn.Close()
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url.String(), nil)
+	if err != nil {
+		_ = cn.Close()
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "outrigger-idleconns")
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		_ = cn.Close()
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		_ = cn.Close()
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = cn.Close()
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	if st := cc.State(); st.Closed || st.Closing {
+		_ = cn.Close()
+		return nil, errors.New("server did not keep the connection open")
 	}
 	_ = cn.SetDeadline(time.Time{})
 	return cn, nil

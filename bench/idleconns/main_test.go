@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +34,12 @@ func otherCA(t *testing.T) string {
 // connections it currently holds.
 func tlsServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, func() int) {
 	t.Helper()
+	return newTLSServer(t, h, false)
+}
+
+// newTLSServer is tlsServer, offering HTTP/2 too when h2 is set.
+func newTLSServer(t *testing.T, h http.HandlerFunc, h2 bool) (*httptest.Server, func() int) {
+	t.Helper()
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
 	srv := httptest.NewUnstartedServer(h)
@@ -46,6 +54,7 @@ func tlsServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, func() int) 
 		}
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes the tests break on purpose
+	srv.EnableHTTP2 = h2
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, func() int {
@@ -72,15 +81,27 @@ func writeCA(t *testing.T, srv *httptest.Server) string {
 }
 
 func TestHoldsConnections(t *testing.T) {
-	srv, openConns := tlsServer(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	var h2Requests atomic.Int64
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			h2Requests.Add(1)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}
+	srv, openConns := tlsServer(t, handler)
+	srvH2, openConnsH2 := newTLSServer(t, handler, true)
 	tests := []struct {
 		name  string
+		srv   *httptest.Server
+		open  func() int
 		extra []string
 		n     int
 	}{
 		{name: "insecure", n: 50},
 		{name: "verified with --ca", extra: []string{"--ca", writeCA(t, srv)}, n: 20},
 		{name: "one connection", n: 1},
+		{name: "HTTP/1.1 to a server that offers h2", srv: srvH2, open: openConnsH2, n: 10},
+		{name: "HTTP/2", srv: srvH2, open: openConnsH2, extra: []string{"--proto", "h2"}, n: 30},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +109,11 @@ func TestHoldsConnections(t *testing.T) {
 			defer cancel()
 			pr, pw := io.Pipe()
 			done := make(chan error, 1)
-			args := append([]string{"--url", srv.URL + "/x", "--n", itoa(tc.n), "--parallel", "8"}, tc.extra...)
+			if tc.srv == nil {
+				tc.srv, tc.open = srv, openConns
+			}
+			h2Requests.Store(0)
+			args := append([]string{"--url", tc.srv.URL + "/x", "--n", itoa(tc.n), "--parallel", "8"}, tc.extra...)
 			go func() {
 				done <- run(ctx, args, pw, io.Discard)
 				_ = pw.Close()
@@ -100,8 +125,15 @@ func TestHoldsConnections(t *testing.T) {
 			if want := "ready " + itoa(tc.n) + "\n"; line != want {
 				t.Fatalf("got %q, want %q", line, want)
 			}
-			if got := openConns(); got < tc.n {
+			if got := tc.open(); got < tc.n {
 				t.Errorf("server holds %d connections, want at least %d", got, tc.n)
+			}
+			wantH2 := 0
+			if slices.Contains(tc.extra, "h2") {
+				wantH2 = tc.n
+			}
+			if got := int(h2Requests.Load()); got != wantH2 {
+				t.Errorf("%d requests came over HTTP/2, want %d", got, wantH2)
 			}
 			cancel()
 			select {
@@ -112,7 +144,7 @@ func TestHoldsConnections(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("did not exit after cancel")
 			}
-			waitFor(t, func() bool { return openConns() == 0 })
+			waitFor(t, func() bool { return tc.open() == 0 })
 		})
 	}
 }
@@ -142,6 +174,8 @@ func TestConnectionErrors(t *testing.T) {
 		{name: "bad timeout", args: []string{"--timeout", "0s"}, want: "--timeout"},
 		{name: "missing CA file", args: []string{"--url", failing.URL, "--ca", "/nonexistent/ca.pem"}, want: `--ca "/nonexistent/ca.pem"`},
 		{name: "stray argument", args: []string{"x"}, want: "unexpected argument"},
+		{name: "h2 from a server without it", args: []string{"--url", failing.URL, "--n", "2", "--proto", "h2"}, want: "no application protocol"},
+		{name: "unknown protocol", args: []string{"--proto", "h3"}, want: `--proto "h3": want h1 or h2`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

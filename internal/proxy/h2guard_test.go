@@ -347,3 +347,66 @@ func TestH2GuardIdleHoldsNoBuffers(t *testing.T) {
 		})
 	}
 }
+
+// burstConn returns one burst per Read, as crypto/tls returns one record:
+// the same burst, bursts times.
+type burstConn struct {
+	readerConn
+	burst []byte
+	left  int
+	cur   []byte
+}
+
+func (c *burstConn) Read(p []byte) (int, error) {
+	if len(c.cur) == 0 {
+		if c.left == 0 {
+			return 0, io.EOF
+		}
+		c.left--
+		c.cur = c.burst
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}
+
+// BenchmarkH2GuardBursts reads, as the HTTP/2 server's framer does (a
+// 9-byte header, then the payload), bursts of ten HEADERS frames (an
+// h2load-like client with ten streams in flight) through the guard. The
+// guard gives its buffers back after each burst.
+func BenchmarkH2GuardBursts(b *testing.B) {
+	var burst bytes.Buffer
+	fr := http2.NewFramer(&burst, nil)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := range 10 {
+		hb.Reset()
+		for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"}, {Name: ":authority", Value: "127.0.0.1:8443"}, {Name: ":path", Value: "/1k"}, {Name: "user-agent", Value: "h2load nghttp2/1.52.0"}} {
+			_ = enc.WriteField(f)
+		}
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+	}
+	const bursts = 1000
+	pre := []byte(http2.ClientPreface)
+	hdr := make([]byte, 9)
+	payload := make([]byte, 16<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(burst.Len() * bursts))
+	for b.Loop() {
+		c := &burstConn{burst: burst.Bytes(), left: bursts}
+		c.cur = pre
+		g := newH2Guard(c, 16<<10, slog.New(slog.DiscardHandler))
+		if _, err := io.ReadFull(g, make([]byte, len(pre))); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := io.ReadFull(g, hdr); err != nil {
+				break
+			}
+			n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+			if _, err := io.ReadFull(g, payload[:n]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -36,8 +36,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 func main() {
@@ -162,10 +160,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // openAll opens c.n connections, c.parallel at a time; on the first error
 // it stops and returns what it opened so the caller can close them.
-func openAll(ctx context.Context, c config, tc *tls.Config) ([]net.Conn, error) {
+func openAll(ctx context.Context, c config, tc *tls.Config) ([]io.Closer, error) {
 	var (
 		mu    sync.Mutex
-		conns = make([]net.Conn, 0, c.n)
+		conns = make([]io.Closer, 0, c.n)
 		first error
 		wg    sync.WaitGroup
 	)
@@ -207,9 +205,12 @@ feed:
 
 // openOne dials, handshakes and does one request, leaving the connection
 // idle and open.
-func openOne(ctx context.Context, c config, tc *tls.Config) (net.Conn, error) {
+func openOne(ctx context.Context, c config, tc *tls.Config) (io.Closer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if c.proto == "h2" {
+		return openH2(ctx, c, tc)
+	}
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: tc}
 	cn, err := d.DialContext(ctx, "tcp", c.url.Host)
 	if err != nil {
@@ -217,9 +218,6 @@ func openOne(ctx context.Context, c config, tc *tls.Config) (net.Conn, error) {
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = cn.SetDeadline(dl)
-	}
-	if c.proto == "h2" {
-		return openH2(ctx, c, cn.(*tls.Conn))
 	}
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: outrigger-idleconns\r\n\r\n", c.url.RequestURI(), c.url.Host)
 	if _, err := io.WriteString(cn, req); err != nil {
@@ -250,48 +248,45 @@ func openOne(ctx context.Context, c config, tc *tls.Config) (net.Conn, error) {
 	return cn, nil
 }
 
-// h2Transport makes one HTTP/2 client connection per TLS connection.
-var h2Transport = &http2.Transport{}
-
-// openH2 does the request of openOne over HTTP/2 on cn. The client
-// connection's reader keeps running; closing cn ends it.
-func openH2(ctx context.Context, c config, cn *tls.Conn) (net.Conn, error) {
-	if p := cn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		_ = cn.Close()
-		return nil, fmt.Errorf("server negotiated %q, not h2", p)
-	}
-	cc, err := h2Transport.NewClientConn(cn)
+// openH2 does the request of openOne over HTTP/2: a client connection of
+// its own (net/http's ClientConn, HTTP/2 only), left open and idle; its
+// Close ends it.
+func openH2(ctx context.Context, c config, tc *tls.Config) (io.Closer, error) {
+	tr := &http.Transport{TLSClientConfig: tc.Clone(), ForceAttemptHTTP2: true}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP2(true)
+	cc, err := tr.NewClientConn(ctx, "https", c.url.Host)
 	if err != nil {
-		_ = cn.Close()
 		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url.String(), nil)
 	if err != nil {
-		_ = cn.Close()
+		_ = cc.Close()
 		return nil, err
 	}
 	req.Header.Set("User-Agent", "outrigger-idleconns")
 	resp, err := cc.RoundTrip(req)
 	if err != nil {
-		_ = cn.Close()
+		_ = cc.Close()
 		return nil, fmt.Errorf("request: %w", err)
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("reading body: %w", err)
+	case resp.ProtoMajor != 2:
+		err = fmt.Errorf("answered over %s, not HTTP/2", resp.Proto)
+	case resp.StatusCode != http.StatusOK:
+		err = fmt.Errorf("status %s", resp.Status)
+	case cc.Err() != nil:
+		err = fmt.Errorf("server did not keep the connection open: %w", cc.Err())
+	}
 	if err != nil {
-		_ = cn.Close()
-		return nil, fmt.Errorf("reading body: %w", err)
+		_ = cc.Close()
+		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		_ = cn.Close()
-		return nil, fmt.Errorf("status %s", resp.Status)
-	}
-	if st := cc.State(); st.Closed || st.Closing {
-		_ = cn.Close()
-		return nil, errors.New("server did not keep the connection open")
-	}
-	_ = cn.SetDeadline(time.Time{})
-	return cn, nil
+	return cc, nil
 }
 
 // raiseNoFile lifts the soft open-file limit towards want (up to the hard

@@ -6,11 +6,20 @@
 #
 #   scripts/test.sh            # everything
 #   FUZZTIME=0 scripts/test.sh # skip the fuzz step
+#
+# The fuzz budget is a count of executions per target (FUZZTIME, "Nx"), not a
+# duration: with a duration, Go 1.26's fuzz coordinator can report a bare
+# "context deadline exceeded" failure at the end of the window when a worker
+# is mid-call or minimizing (go.dev/issue/75804, fixed in Go 1.27), failing
+# CI with nothing found. A count has no deadline to race; a target that
+# really hangs still fails, at go test's -timeout, with its stacks.
+# FUZZMINIMIZE bounds the minimization of each new input (default 60 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
-FUZZTIME="${FUZZTIME:-3s}"
+FUZZTIME="${FUZZTIME:-10000x}"
+FUZZMINIMIZE="${FUZZMINIMIZE:-2000x}"
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -57,7 +66,7 @@ if [[ "$FUZZTIME" != "0" ]]; then
 		dir="$(go list -f '{{.Dir}}' "$pkg")"
 		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 			echo "--- $pkg $target"
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/outrigger-fuzz.log 2>&1 || { cat /tmp/outrigger-fuzz.log; exit 1; }
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZE" -timeout 5m "$pkg" >/tmp/outrigger-fuzz.log 2>&1 || { cat /tmp/outrigger-fuzz.log; exit 1; }
 		done
 	done
 fi

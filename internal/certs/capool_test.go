@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs/certstest"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 // mtlsServer serves "ok" after a successful handshake on 127.0.0.1:0.
@@ -112,7 +113,7 @@ func TestCAPoolReloadTakesEffect(t *testing.T) {
 	}
 
 	certstest.WriteAtomic(t, caFile, ca2.PEM)
-	waitFor(t, "CA reload", func() bool { return reloads(t, reg, kindClientCA, "success") >= 2 })
+	poll.Until(t, 10*time.Second, "CA reload", func() bool { return reloads(t, reg, kindClientCA, "success") >= 2 })
 
 	for _, tt := range []struct {
 		name string
@@ -135,7 +136,7 @@ func TestCAPoolReloadTakesEffect(t *testing.T) {
 
 	// A broken bundle is refused and the current pool keeps working.
 	certstest.WriteAtomic(t, caFile, []byte("not pem"))
-	waitFor(t, "CA refusal", func() bool { return reloads(t, reg, kindClientCA, "failure") >= 1 })
+	poll.Until(t, 10*time.Second, "CA refusal", func() bool { return reloads(t, reg, kindClientCA, "failure") >= 1 })
 	if ok, _ := dialOK(t, addr, roots, &c2, nil); !ok {
 		t.Fatal("current CA stopped working after a refused reload")
 	}

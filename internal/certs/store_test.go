@@ -16,19 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs/certstest"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
-
-// waitFor polls cond; the timeout is only a deadlock guard.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // runStore starts s.Run and stops it at the end of the test.
 func runStore(t *testing.T, run func(context.Context) error) {
@@ -95,7 +84,7 @@ func TestStoreRotation(t *testing.T) {
 
 			second := ca.Issue(t, certstest.LeafOpts{})
 			certstest.WritePair(t, dir, second)
-			waitFor(t, "rotation", func() bool { return serialOf(s).Cmp(second.Cert.SerialNumber) == 0 })
+			poll.Until(t, 10*time.Second, "rotation", func() bool { return serialOf(s).Cmp(second.Cert.SerialNumber) == 0 })
 			got, err := s.GetCertificate(&tls.ClientHelloInfo{})
 			if err != nil || got.Leaf.SerialNumber.Cmp(second.Cert.SerialNumber) != 0 {
 				t.Fatalf("GetCertificate after rotation = %v, %v", got, err)
@@ -128,7 +117,7 @@ func TestStoreKubernetesSecretSwap(t *testing.T) {
 	for i := range 3 { // several swaps: the old timestamped dir is deleted each time
 		next := ca.Issue(t, certstest.LeafOpts{})
 		vol.Update(map[string][]byte{"tls.crt": next.CertPEM, "tls.key": next.KeyPEM})
-		waitFor(t, "secret swap "+string(rune('1'+i)), func() bool { return serialOf(s).Cmp(next.Cert.SerialNumber) == 0 })
+		poll.Until(t, 10*time.Second, "secret swap "+string(rune('1'+i)), func() bool { return serialOf(s).Cmp(next.Cert.SerialNumber) == 0 })
 	}
 }
 
@@ -178,7 +167,7 @@ func TestStoreRefusesBadUpdates(t *testing.T) {
 			}
 			runStore(t, s.Run)
 			tt.mutate(t, certFile, keyFile)
-			waitFor(t, "refusal", func() bool { return reloads(t, reg, kindServing, "failure") >= 1 })
+			poll.Until(t, 10*time.Second, "refusal", func() bool { return reloads(t, reg, kindServing, "failure") >= 1 })
 			if serialOf(s).Cmp(good.Cert.SerialNumber) != 0 {
 				t.Fatal("bad update replaced the good certificate")
 			}
@@ -193,7 +182,7 @@ func TestStoreRefusesBadUpdates(t *testing.T) {
 			}
 			fixed := ca.Issue(t, certstest.LeafOpts{})
 			certstest.WritePair(t, dir, fixed)
-			waitFor(t, "recovery", func() bool { return serialOf(s).Cmp(fixed.Cert.SerialNumber) == 0 })
+			poll.Until(t, 10*time.Second, "recovery", func() bool { return serialOf(s).Cmp(fixed.Cert.SerialNumber) == 0 })
 		})
 	}
 }
@@ -213,7 +202,7 @@ func TestStoreExplicitReload(t *testing.T) {
 	second := ca.Issue(t, certstest.LeafOpts{})
 	certstest.WritePair(t, dir, second)
 	s.Reload()
-	waitFor(t, "explicit reload", func() bool { return serialOf(s).Cmp(second.Cert.SerialNumber) == 0 })
+	poll.Until(t, 10*time.Second, "explicit reload", func() bool { return serialOf(s).Cmp(second.Cert.SerialNumber) == 0 })
 }
 
 func TestStoreNewErrors(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 var sink [][]byte
@@ -43,17 +45,6 @@ func start(t *testing.T, cfg Config) (trims *atomic.Int64, stop func()) {
 	return trims, func() { cancel(); <-done }
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestTrimAfterBurst: after a burst of garbage, once the process is quiet,
 // the free memory goes back to the kernel, once.
 func TestTrimAfterBurst(t *testing.T) {
@@ -67,7 +58,7 @@ func TestTrimAfterBurst(t *testing.T) {
 	before := released()
 	sink = nil
 	burst(8 << 20)
-	waitFor(t, "a trim", func() bool { return trims.Load() == 1 })
+	poll.Until(t, 20*time.Second, "a trim", func() bool { return trims.Load() == 1 })
 	if got := released(); got < before+16<<20 {
 		t.Errorf("released %d → %d bytes: want at least 16 MiB more", before, got)
 	}
@@ -95,7 +86,7 @@ func TestNoTrimWhileBusy(t *testing.T) {
 	if n := trims.Load(); n != 0 {
 		t.Errorf("%d trims while allocating steadily", n)
 	}
-	waitFor(t, "a trim once quiet", func() bool { return trims.Load() == 1 })
+	poll.Until(t, 20*time.Second, "a trim once quiet", func() bool { return trims.Load() == 1 })
 }
 
 // TestMinRelease: a quiet spell with less than MinRelease to give back

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs/certstest"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 func TestCertRotationDuringLongRequest(t *testing.T) {
@@ -35,7 +36,7 @@ func TestCertRotationDuringLongRequest(t *testing.T) {
 
 	next := e.ca.Issue(t, certstest.LeafOpts{})
 	certstest.WritePair(t, e.dir, next)
-	waitFor(t, "new handshakes to see the rotated certificate", func() bool {
+	poll.Until(t, 10*time.Second, "new handshakes to see the rotated certificate", func() bool {
 		leaf, _, err := handshake(e.addr(), e.clientTLS())
 		return err == nil && leaf.SerialNumber.Cmp(next.Cert.SerialNumber) == 0
 	})
@@ -70,7 +71,7 @@ func TestBadRotatedCertKeepsOld(t *testing.T) {
 			before := metricValue(t, e.reg, "outrigger_cert_reloads_total", map[string]string{"result": "failure"})
 			tt.write(certFile, keyFile)
 			e.p.ReloadCerts() // as on SIGHUP
-			waitFor(t, "refusal counted", func() bool {
+			poll.Until(t, 10*time.Second, "refusal counted", func() bool {
 				return metricValue(t, e.reg, "outrigger_cert_reloads_total", map[string]string{"result": "failure"}) > before
 			})
 			leaf, _, err := handshake(e.addr(), e.clientTLS())

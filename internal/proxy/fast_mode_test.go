@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 	"github.com/outrigger-sidecar/outrigger/internal/testutil/tcpserve"
 )
 
@@ -187,11 +188,11 @@ func TestParkedConnectionsMetric(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), path) {
 			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
 		}
-		waitFor(t, "the connection parked", func() bool { return parked() == 1 })
+		poll.Until(t, 10*time.Second, "the connection parked", func() bool { return parked() == 1 })
 	}
 	if open := metricValue(t, e.reg, "outrigger_open_connections", nil); open != 1 {
 		t.Errorf("outrigger_open_connections = %v with one parked connection, want 1", open)
 	}
 	_ = c.Close()
-	waitFor(t, "no parked connection", func() bool { return parked() == 0 })
+	poll.Until(t, 10*time.Second, "no parked connection", func() bool { return parked() == 0 })
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 // startSuccessor starts a second proxy with cfg (New + Run) and returns it
@@ -58,7 +60,7 @@ func TestHandoverZeroLoss(t *testing.T) {
 	var cfg Config
 	a := newEnv(t, func(c *Config) { c.HandoverSocket = sock; cfg = *c })
 	a.waitReady()
-	waitFor(t, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	poll.Until(t, 10*time.Second, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("handover socket mode = %v (%v), want 0600", fi.Mode(), err)
 	}
@@ -148,7 +150,7 @@ func TestHandoverDifferentListen(t *testing.T) {
 	var cfg Config
 	a := newEnv(t, func(c *Config) { c.HandoverSocket = sock; cfg = *c })
 	a.waitReady()
-	waitFor(t, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	poll.Until(t, 10*time.Second, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	cfg.Listen = "127.0.0.2:0"
 	var logs syncBuffer
 	b, _ := startSuccessor(t, cfg, &logs)
@@ -183,7 +185,7 @@ func TestHandoverHostilePeers(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "handover.sock")
 	a := newEnv(t, func(c *Config) { c.HandoverSocket = sock })
 	a.waitReady()
-	waitFor(t, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	poll.Until(t, 10*time.Second, "handover socket", func() bool { _, err := os.Stat(sock); return err == nil })
 
 	for _, payload := range []string{"", "garbage\n", `{"op":"serving"}` + "\n", strings.Repeat("x", 100000), "\x00\xff\n"} {
 		c, err := net.Dial("unix", sock)

@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs/certstest"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 // echo is what the test upstream reports about a request.
@@ -149,7 +150,7 @@ func (e *env) addr() string { return e.p.Addr().String() }
 
 func (e *env) waitReady() {
 	e.t.Helper()
-	waitFor(e.t, "proxy ready", func() bool { return e.p.Ready() == nil })
+	poll.Until(e.t, 10*time.Second, "proxy ready", func() bool { return e.p.Ready() == nil })
 }
 
 // clientTLS trusts the test CA.
@@ -202,17 +203,6 @@ func handshake(addr string, tc *tls.Config) (*x509.Certificate, tls.ConnectionSt
 	defer c.Close()
 	st := c.ConnectionState()
 	return st.PeerCertificates[0], st, nil
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // deadlock guard only
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // metricValue sums the samples of a metric family with matching labels.

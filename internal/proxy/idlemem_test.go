@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1fast"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 // Environment of the child process that holds the idle connections.
@@ -65,7 +66,7 @@ func measureIdleConns(b *testing.B, e *env, n int) (heapPerConn, stackPerConn fl
 	b.Helper()
 	b.StopTimer()
 	defer b.StartTimer()
-	waitFor(b, "no open connections", func() bool { return e.p.open.Load() == 0 })
+	poll.Until(b, 10*time.Second, "no open connections", func() bool { return e.p.open.Load() == 0 })
 	heap0, stack0 := heapAndStacks()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleConnChild$", "-test.v")
@@ -109,7 +110,7 @@ func measureIdleConns(b *testing.B, e *env, n int) (heapPerConn, stackPerConn fl
 	case <-time.After(60 * time.Second):
 		b.Fatal("child did not open its connections within 60s")
 	}
-	waitFor(b, "all connections open", func() bool { return e.p.open.Load() == int64(n) })
+	poll.Until(b, 10*time.Second, "all connections open", func() bool { return e.p.open.Load() == int64(n) })
 	// Idle means idle for longer than --http1-fast connections take to
 	// park (h1fast.Server.ParkAfter).
 	time.Sleep(3 * h1fast.DefaultParkAfter)

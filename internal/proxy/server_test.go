@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 func TestRedirectAndHSTS(t *testing.T) {
@@ -217,7 +219,7 @@ func TestReadiness(t *testing.T) {
 	// The app listens on a unix socket that does not exist yet.
 	sock := filepath.Join(t.TempDir(), "app.sock")
 	e := newEnv(t, func(c *Config) { c.Upstream = "unix:" + sock })
-	waitFor(t, "a failed upstream check", func() bool {
+	poll.Until(t, 10*time.Second, "a failed upstream check", func() bool {
 		err := e.p.Ready()
 		return err != nil && strings.Contains(err.Error(), "has not answered")
 	})
@@ -235,7 +237,7 @@ func TestReadiness(t *testing.T) {
 	}
 	l.Close()
 	_ = os.Remove(sock)
-	waitFor(t, "unready after the upstream went away", func() bool {
+	poll.Until(t, 10*time.Second, "unready after the upstream went away", func() bool {
 		err := e.p.Ready()
 		return err != nil && strings.Contains(err.Error(), "unreachable")
 	})

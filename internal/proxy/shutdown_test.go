@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 type slowResult struct {
@@ -64,7 +66,7 @@ func testGracefulShutdown(t *testing.T, h2 bool) {
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.stop() }()
-	waitFor(t, "not ready right after cancel", func() bool { return e.p.Ready() != nil })
+	poll.Until(t, 10*time.Second, "not ready right after cancel", func() bool { return e.p.Ready() != nil })
 	if err := e.p.Ready(); !strings.Contains(err.Error(), "draining") {
 		t.Fatalf("Ready = %v, want draining", err)
 	}
@@ -75,7 +77,7 @@ func testGracefulShutdown(t *testing.T, h2 bool) {
 	}
 
 	// After the delay the listener is closed.
-	waitFor(t, "new connections refused", func() bool {
+	poll.Until(t, 10*time.Second, "new connections refused", func() bool {
 		c, err := net.DialTimeout("tcp", e.addr(), time.Second)
 		if err != nil {
 			return true
@@ -119,7 +121,7 @@ func TestDrainTimeoutCutsConnections(t *testing.T) {
 	if r.err == nil && r.status == http.StatusOK {
 		t.Fatalf("cut request reported success: %+v", r)
 	}
-	waitFor(t, "open connections back to 0", func() bool {
+	poll.Until(t, 10*time.Second, "open connections back to 0", func() bool {
 		return metricValue(t, e.reg, "outrigger_open_connections", nil) == 0
 	})
 }
@@ -200,7 +202,7 @@ func TestDrainUpgradedConnections(t *testing.T) {
 			c, br := openUpgraded(t, e)
 			stopped := make(chan error, 1)
 			go func() { stopped <- e.stop() }()
-			waitFor(t, "draining", func() bool { return e.p.Ready() != nil })
+			poll.Until(t, 10*time.Second, "draining", func() bool { return e.p.Ready() != nil })
 			if tt.clientQuit {
 				// Still usable while draining, then closed by the client.
 				if _, err := io.WriteString(c, "again\n"); err != nil {

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
 )
 
 func TestTLSProtocolsAndSuites(t *testing.T) {
@@ -62,7 +64,7 @@ func TestTLSProtocolsAndSuites(t *testing.T) {
 				if err == nil {
 					t.Fatalf("handshake succeeded with version %x suite %s", st.Version, tls.CipherSuiteName(st.CipherSuite))
 				}
-				waitFor(t, "handshake error counted", func() bool {
+				poll.Until(t, 10*time.Second, "handshake error counted", func() bool {
 					return metricValue(t, e.reg, "outrigger_tls_handshake_errors_total", nil) > before
 				})
 				return

@@ -17,6 +17,8 @@ import (
 
 	"github.com/outrigger-sidecar/outrigger/internal/certs/certstest"
 	"github.com/outrigger-sidecar/outrigger/internal/proxy/h1guard"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/poll"
+	"github.com/outrigger-sidecar/outrigger/internal/testutil/tcpserve"
 )
 
 // tlsServer runs Server behind TLS and the smuggling guard, as the proxy
@@ -47,17 +49,6 @@ func tlsServer(t *testing.T, parkAfter time.Duration, mutate func(*http.Server))
 		_ = fs.Close()
 	})
 	return fs, ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // dialTLS connects to addr; the connection is closed when the test ends.
@@ -122,7 +113,7 @@ func TestParkResume(t *testing.T) {
 	c, br := dialTLS(t, addr, cc)
 	for i, path := range []string{"/one", "/two", "/three"} {
 		getOn(t, c, br, path)
-		waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
+		poll.Until(t, 20*time.Second, "the connection parked", func() bool { return fs.Parked() == 1 })
 		if i == 0 && fs.Open() != 1 {
 			t.Fatalf("Open() = %d while parked, want 1", fs.Open())
 		}
@@ -137,7 +128,7 @@ func TestParkResume(t *testing.T) {
 func TestParkBeforeFirstRequest(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
 	c, br := dialTLS(t, addr, cc)
-	waitUntil(t, "the new connection parked", func() bool { return fs.Parked() == 1 })
+	poll.Until(t, 20*time.Second, "the new connection parked", func() bool { return fs.Parked() == 1 })
 	getOn(t, c, br, "/first")
 }
 
@@ -151,10 +142,10 @@ func TestParkTimeouts(t *testing.T) {
 	idle, br := dialTLS(t, addr, cc)
 	getOn(t, idle, br, "/x")
 	silent, _ := dialTLS(t, addr, cc)
-	waitUntil(t, "both connections parked", func() bool { return fs.Parked() == 2 })
+	poll.Until(t, 20*time.Second, "both connections parked", func() bool { return fs.Parked() == 2 })
 	expectClosed(t, idle)
 	expectClosed(t, silent)
-	waitUntil(t, "no connection left", func() bool { return fs.Open() == 0 && fs.Parked() == 0 })
+	poll.Until(t, 20*time.Second, "no connection left", func() bool { return fs.Open() == 0 && fs.Parked() == 0 })
 }
 
 // TestParkClientGone: a parked connection whose client leaves is closed
@@ -163,9 +154,9 @@ func TestParkClientGone(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
 	c, br := dialTLS(t, addr, cc)
 	getOn(t, c, br, "/x")
-	waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
+	poll.Until(t, 20*time.Second, "the connection parked", func() bool { return fs.Parked() == 1 })
 	_ = c.Close()
-	waitUntil(t, "the connection forgotten", func() bool { return fs.Open() == 0 && fs.Parked() == 0 })
+	poll.Until(t, 20*time.Second, "the connection forgotten", func() bool { return fs.Open() == 0 && fs.Parked() == 0 })
 }
 
 // TestParkShutdown: Shutdown closes parked connections as idle ones and
@@ -174,7 +165,7 @@ func TestParkShutdown(t *testing.T) {
 	fs, addr, cc := tlsServer(t, 20*time.Millisecond, nil)
 	c, br := dialTLS(t, addr, cc)
 	getOn(t, c, br, "/x")
-	waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
+	poll.Until(t, 20*time.Second, "the connection parked", func() bool { return fs.Parked() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := fs.Shutdown(ctx); err != nil {
@@ -191,42 +182,27 @@ func TestParkShutdown(t *testing.T) {
 // way. The server's bytes go back unchanged.
 func relay(t *testing.T, addr string, shape func(dst net.Conn, chunk []byte, src net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			cl, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", addr)
-			if err != nil {
-				_ = cl.Close()
-				return
-			}
-			go func() {
-				_, _ = io.Copy(cl, up)
-				_ = cl.Close()
-			}()
-			go func() {
-				defer up.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := cl.Read(buf)
-					if n > 0 {
-						shape(up, append([]byte(nil), buf[:n]...), cl)
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
+	return tcpserve.Start(t, func(cl net.Conn) {
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer up.Close()
+		go func() {
+			_, _ = io.Copy(cl, up)
+			_ = cl.Close()
+		}()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := cl.Read(buf)
+			if n > 0 {
+				shape(up, append([]byte(nil), buf[:n]...), cl)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
 }
 
 // TestParkPartialRecord: a connection that parks with part of a TLS record
@@ -250,7 +226,7 @@ func TestParkPartialRecord(t *testing.T) {
 	split.Store(true)
 	send(t, c, "/split")
 	<-sent
-	waitUntil(t, "the connection parked on a partial record", func() bool { return fs.Parked() == 1 })
+	poll.Until(t, 20*time.Second, "the connection parked on a partial record", func() bool { return fs.Parked() == 1 })
 	readHello(t, br, "/split")
 }
 
@@ -304,7 +280,7 @@ func TestParkPlain(t *testing.T) {
 		br := bufio.NewReader(c)
 		getOn(t, c, br, "/one")
 		if after > 0 {
-			waitUntil(t, "the connection parked", func() bool { return fs.Parked() == 1 })
+			poll.Until(t, 20*time.Second, "the connection parked", func() bool { return fs.Parked() == 1 })
 		} else {
 			time.Sleep(100 * time.Millisecond)
 			if n := fs.Parked(); n != 0 {
